@@ -225,7 +225,7 @@ absl::Status Writer::Add(const std::string& name, DType dtype, std::vector<int64
   return absl::OkStatus();
 }
 
-std::string Writer::Serialize() const {
+std::string Writer::HeaderBytes() const {
   // nlohmann::ordered_json keeps insertion order, so offsets ascend in the header.
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata_.empty()) {
@@ -243,19 +243,23 @@ std::string Writer::Serialize() const {
   std::string json = header.dump();
   while (json.size() % 8 != 0) json.push_back(' ');  // align the data section
   std::string out;
-  out.reserve(8 + json.size() + offset);
   uint64_t len = json.size();
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((len >> (8 * i)) & 0xff));
-  out += json;
+  return out + json;
+}
+
+std::string Writer::Serialize() const {
+  std::string out = HeaderBytes();
   for (const auto& e : entries_) out += e.bytes;
   return out;
 }
 
 absl::Status Writer::WriteFile(const std::string& path) const {
-  const std::string bytes = Serialize();
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   if (!f) return absl::PermissionDeniedError(absl::StrCat("cannot write '", path, "'"));
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  const std::string header = HeaderBytes();
+  f.write(header.data(), static_cast<std::streamsize>(header.size()));
+  for (const auto& e : entries_) f.write(e.bytes.data(), static_cast<std::streamsize>(e.bytes.size()));
   if (!f) return absl::InternalError(absl::StrCat("short write to '", path, "'"));
   return absl::OkStatus();
 }

@@ -69,10 +69,11 @@ class Writer {
   absl::Status Add(const std::string& name, DType dtype, std::vector<int64_t> shape,
                    const void* data, size_t nbytes);
   void SetMetadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
-  std::string Serialize() const;
+  std::string Serialize() const;  // the whole file in memory
   absl::Status WriteFile(const std::string& path) const;
 
  private:
+  std::string HeaderBytes() const;  // length prefix + padded JSON header
   struct Entry {
     std::string name;
     DType dtype;
