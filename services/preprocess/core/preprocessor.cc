@@ -1,0 +1,287 @@
+#include "services/preprocess/core/preprocessor.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include <ATen/ATen.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
+#include "services/preprocess/core/image/image_decode.h"
+#include "services/preprocess/core/image/image_processor.h"
+#include "services/preprocess/core/image/normalize.h"
+#include "services/preprocess/core/prompt.h"
+#include "services/preprocess/core/video/video_processor.h"
+#include "services/preprocess/core/video/video_prompt.h"
+
+namespace smolserve::preprocess {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double MsSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// One processed media item, in prompt order, before batching.
+struct MediaResult {
+  MediaInfo info;
+  std::vector<Image> arrays;  // RGB T x T tiles or frames
+  NormalizeFormula formula = NormalizeFormula::kImage;
+  std::vector<FrameTimestamp> timestamps;
+};
+
+bool HasVideo(const Conversation& conv) {
+  for (const auto& m : conv)
+    for (const auto& item : m.content)
+      if (item.type == ContentItem::Type::kVideo) return true;
+  return false;
+}
+
+}  // namespace
+
+int PreparedBatch::num_real_tiles() const {
+  int n = 0;
+  for (const auto& m : media) n += m.num_tiles;
+  return n;
+}
+
+int PreparedBatch::prompt_tokens(int b) const {
+  int n = 0;
+  for (int32_t m : attention_mask[b]) n += m;
+  return n;
+}
+
+absl::StatusOr<std::unique_ptr<Preprocessor>> Preprocessor::Create(
+    const PreprocessorOptions& options) {
+  std::unique_ptr<Preprocessor> p(new Preprocessor());
+  p->options_ = options;
+  p->options_.media_access.max_bytes = options.limits.max_encoded_bytes;
+  ASSIGN_OR_RETURN(p->config_, LoadProcessorConfig(options.model_dir));
+  ASSIGN_OR_RETURN(p->tokenizer_, Tokenizer::FromModelDir(options.model_dir));
+  auto tmpl = ReadChatTemplate(options.model_dir);
+  if (tmpl.ok()) {
+    p->model_template_ = *tmpl;
+    // Refuse an unknown template up front rather than at the first request.
+    RETURN_IF_ERROR(RecognizeChatTemplate(p->model_template_).status());
+  } else if (tmpl.status().code() != absl::StatusCode::kNotFound) {
+    return tmpl.status();
+  }
+  return p;
+}
+
+absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& request) const {
+  return Prepare(request, options_.media_access);
+}
+
+absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& request,
+                                                    const MediaAccess& access_in) const {
+  const MediaLimits& limits = options_.limits;
+  MediaAccess access = access_in;
+  access.max_bytes = limits.max_encoded_bytes;
+  const ProcessorOverrides& over = request.processor;
+  if (request.conversations.empty()) return absl::InvalidArgumentError("no conversation");
+
+  // Counts first: refuse oversized requests before touching any media.
+  int n_images = 0, n_videos = 0;
+  for (const auto& conv : request.conversations)
+    for (const auto& m : conv)
+      for (const auto& item : m.content) {
+        n_images += item.type == ContentItem::Type::kImage;
+        n_videos += item.type == ContentItem::Type::kVideo;
+      }
+  if (n_images > limits.max_images_per_request) {
+    return absl::ResourceExhaustedError(absl::StrCat("request has ", n_images,
+                                                     " images, over the limit of ",
+                                                     limits.max_images_per_request));
+  }
+  if (n_videos > limits.max_videos_per_request) {
+    return absl::ResourceExhaustedError(absl::StrCat("request has ", n_videos,
+                                                     " videos, over the limit of ",
+                                                     limits.max_videos_per_request));
+  }
+
+  ImageProcessorOptions image_options;
+  image_options.do_resize = over.do_resize.value_or(config_.do_resize);
+  image_options.longest_edge = over.longest_edge.value_or(config_.longest_edge);
+  image_options.max_image_size = over.max_image_size.value_or(config_.max_image_size);
+  image_options.do_image_splitting = over.do_image_splitting.value_or(config_.do_image_splitting);
+  if (config_.resample != 1) {
+    return absl::UnimplementedError(absl::StrCat("resample ", config_.resample,
+                                                 " is not supported (only 1, LANCZOS)"));
+  }
+  RETURN_IF_ERROR(ValidateImageProcessorOptions(image_options));
+  VideoOptions video_options;
+  video_options.sampling.fps = over.video_fps.value_or(config_.video_fps);
+  video_options.sampling.max_frames = over.video_max_frames.value_or(config_.video_max_frames);
+  video_options.sampling.num_frames = over.video_num_frames;
+  video_options.sampling.skip_secs = over.video_skip_secs.value_or(0.0);
+  // The reference's constructor replaces video_size with size when both are present.
+  video_options.longest_edge = image_options.longest_edge;
+  video_options.max_image_size = image_options.max_image_size;
+  const bool keep_mode = over.keep_image_mode.value_or(false);
+  const int S = config_.image_seq_len;
+  const int T = image_options.max_image_size;
+
+  PreparedBatch batch;
+  batch.image_seq_len = S;
+  const int B = static_cast<int>(request.conversations.size());
+  std::vector<std::vector<MediaResult>> media(B);
+
+  // Decode and process every media item.
+  for (int b = 0; b < B; ++b) {
+    int image_k = 0, video_k = 0;
+    for (const auto& msg : request.conversations[b]) {
+      for (const auto& item : msg.content) {
+        if (item.type == ContentItem::Type::kText) continue;
+        const bool is_image = item.type == ContentItem::Type::kImage;
+        const std::string what =
+            absl::StrCat(B > 1 ? absl::StrCat("conversation ", b, ", ") : "",
+                         is_image ? "image " : "video ", is_image ? image_k++ : video_k++, " (",
+                         DescribeMediaSource(item.source), ")");
+        const auto start = Clock::now();
+        auto bytes = ReadMediaBytes(item.source, access);
+        if (!bytes.ok()) return Annotate(bytes.status(), what);
+        MediaResult r;
+        r.info.conversation = b;
+        if (is_image) {
+          ImageDecodeOptions decode_options;
+          decode_options.convert_to_rgb = !keep_mode;
+          decode_options.limits = limits;
+          auto image = DecodeImage(*bytes, decode_options);
+          if (!image.ok()) return Annotate(image.status(), what);
+          auto processed = ProcessImage(*image, image_options);
+          if (!processed.ok()) return Annotate(processed.status(), what);
+          r.info.kind = MediaInfo::Kind::kImage;
+          r.info.rows = processed->rows;
+          r.info.cols = processed->cols;
+          r.info.source_height = image->height;
+          r.info.source_width = image->width;
+          r.arrays = std::move(processed->tiles);
+          r.formula = NormalizeFormula::kImage;
+        } else {
+          auto video = ProcessVideo(*bytes, video_options, limits);
+          if (!video.ok()) return Annotate(video.status(), what);
+          r.info.kind = MediaInfo::Kind::kVideo;
+          r.info.source_height = video->metadata.height;
+          r.info.source_width = video->metadata.width;
+          r.info.sampled_frame_indices = video->sampled_frame_indices;
+          for (const auto& t : video->timestamps) {
+            r.info.timestamps.emplace_back(static_cast<int>(t.minutes), static_cast<int>(t.seconds));
+          }
+          r.timestamps = video->timestamps;
+          r.info.duration_int = static_cast<int>(video->duration_int);
+          r.info.fps = video->metadata.fps;
+          r.info.total_num_frames = video->metadata.total_num_frames;
+          r.info.decoded_frames = video->decoded_frame_count;
+          r.arrays = std::move(video->frames);
+          r.formula = NormalizeFormula::kVideo;
+        }
+        for (const Image& a : r.arrays) {
+          if (a.height != T || a.width != T || a.mode != PixelMode::kRGB) {
+            return absl::InternalError(absl::StrCat(what, ": processed array is ", a.height, "x",
+                                                    a.width, ", expected ", T, "x", T, " RGB"));
+          }
+        }
+        r.info.num_tiles = static_cast<int>(r.arrays.size());
+        r.info.decode_ms = MsSince(start);
+        media[b].push_back(std::move(r));
+      }
+    }
+  }
+
+  // The reference's frame count in the video intro is the batch-padded one (the largest
+  // number of arrays of any sample that holds a video).
+  int padded_frames = 0;
+  for (int b = 0; b < B; ++b) {
+    int frames = 0;
+    for (const auto& r : media[b])
+      if (r.info.kind == MediaInfo::Kind::kVideo) frames += r.info.num_tiles;
+    padded_frames = std::max(padded_frames, frames);
+  }
+
+  // Prompts and tokens.
+  const std::string single_block = SingleImagePromptTokens(S);
+  std::vector<std::vector<int32_t>> ids(B);
+  for (int b = 0; b < B; ++b) {
+    const Conversation& conv = request.conversations[b];
+    ChatTemplateKind kind = ChatTemplateKind::kSmolVLMVideo;
+    if (over.chat_template.value_or("auto") == "auto" && !HasVideo(conv) &&
+        !model_template_.empty()) {
+      ASSIGN_OR_RETURN(kind, RecognizeChatTemplate(model_template_));
+    }
+    ASSIGN_OR_RETURN(std::string rendered, RenderChatTemplate(kind, conv, true));
+    std::vector<std::string> image_text, video_text;
+    for (const auto& r : media[b]) {
+      if (r.info.kind == MediaInfo::Kind::kImage) {
+        image_text.push_back(ImagePromptTokens(r.info.rows, r.info.cols, S));
+      } else {
+        ASSIGN_OR_RETURN(std::string v, BuildVideoPromptText(padded_frames, r.info.duration_int,
+                                                             r.timestamps, single_block));
+        video_text.push_back(std::move(v));
+      }
+    }
+    auto expanded = ExpandPlaceholders(rendered, image_text, video_text);
+    if (!expanded.ok()) {
+      return Annotate(expanded.status(), B > 1 ? absl::StrCat("conversation ", b) : "conversation");
+    }
+    ids[b] = tokenizer_->Encode(*expanded);
+    if (static_cast<int>(ids[b].size()) > limits.max_prompt_tokens) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          B > 1 ? absl::StrCat("conversation ", b, ": ") : "", "prompt is ", ids[b].size(),
+          " tokens, over the limit of ", limits.max_prompt_tokens));
+    }
+    batch.prompt_template.push_back(std::move(rendered));
+    batch.prompt_expanded.push_back(*std::move(expanded));
+  }
+
+  // Left padding.
+  size_t max_len = 0;
+  for (const auto& row : ids) max_len = std::max(max_len, row.size());
+  for (int b = 0; b < B; ++b) {
+    const size_t pad = max_len - ids[b].size();
+    std::vector<int32_t> row(pad, options_.pad_token_id);
+    row.insert(row.end(), ids[b].begin(), ids[b].end());
+    std::vector<int32_t> mask(pad, 0);
+    mask.resize(max_len, 1);
+    batch.input_ids.push_back(std::move(row));
+    batch.attention_mask.push_back(std::move(mask));
+  }
+
+  // Pixel tensors.
+  int n_max = 0;
+  for (int b = 0; b < B; ++b) {
+    int n = 0;
+    for (const auto& r : media[b]) n += r.info.num_tiles;
+    n_max = std::max(n_max, n);
+  }
+  if (n_max > 0) {
+    batch.pixel_values = at::zeros({B, n_max, 3, T, T}, at::kFloat);
+    batch.pixel_attention_mask = at::zeros({B, n_max, T, T}, at::kByte);
+    NormalizeParams params;
+    params.rescale_factor = config_.rescale_factor;
+    params.mean = config_.image_mean;
+    params.std = config_.image_std;
+    float* pv = batch.pixel_values.data_ptr<float>();
+    uint8_t* pm = batch.pixel_attention_mask.data_ptr<uint8_t>();
+    const size_t plane = static_cast<size_t>(T) * T;
+    for (int b = 0; b < B; ++b) {
+      int slot = 0;
+      for (auto& r : media[b]) {
+        r.info.first_tile = slot;
+        for (const Image& a : r.arrays) {
+          const size_t index = static_cast<size_t>(b) * n_max + slot;
+          NormalizeToCHW(a, r.formula, params, pv + index * 3 * plane, T, T);
+          std::memset(pm + index * plane, 1, plane);
+          ++slot;
+        }
+        batch.media.push_back(std::move(r.info));
+      }
+    }
+  }
+  return batch;
+}
+
+}  // namespace smolserve::preprocess
