@@ -1,6 +1,7 @@
 // smolvlm: the command-line tool.
 //   smolvlm prepare --model DIR --request REQ.json [--dump-dir OUT]
 // (run, make-model, bench-local and chat are added by their subsystems.)
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -106,7 +107,16 @@ int Prepare() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(smolserve::cli::kUsage);
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  // Accept --dump-dir as well as --dump_dir: dashes in flag names become underscores.
+  std::vector<std::string> normalized(argv, argv + argc);
+  for (std::string& a : normalized) {
+    if (a.rfind("--", 0) != 0) continue;
+    const size_t end = std::min(a.find('='), a.size());
+    for (size_t i = 2; i < end; ++i) if (a[i] == '-') a[i] = '_';
+  }
+  std::vector<char*> argv2;
+  for (std::string& a : normalized) argv2.push_back(a.data());
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv2.data());
   if (args.size() < 2) {
     std::fputs(smolserve::cli::kUsage, stderr);
     return 2;
