@@ -21,6 +21,7 @@
 #include "services/preprocess/core/image/normalize.h"
 #include "services/preprocess/core/video/video_decode.h"
 #include "services/preprocess/core/video/video_processor.h"
+#include "services/preprocess/core/prompt.h"
 #include "services/preprocess/core/video/video_prompt.h"
 
 namespace smolserve::preprocess {
@@ -208,7 +209,7 @@ TEST_P(VideoGoldenTest, ExpandedPrompt) {
   ASSERT_TRUE(r.ok()) << r.status();
   const int64_t padded_frames = c["pixel_values_shape"][1].get<int64_t>();
   auto video_text = BuildVideoPromptText(padded_frames, r->duration_int, r->timestamps,
-                                         SingleImageBlock(kImageSeqLen));
+                                         SingleImagePromptTokens(kImageSeqLen));
   ASSERT_TRUE(video_text.ok()) << video_text.status();
   std::string user_text;
   for (const auto& item : c["messages"][0]["content"]) {

@@ -120,13 +120,6 @@ std::string FormatTimestamp(int64_t minutes, int64_t seconds) {
   return absl::StrFormat("%02d:%02d", minutes, seconds);
 }
 
-std::string SingleImageBlock(int image_seq_len) {
-  std::string out = "<fake_token_around_image><global-img>";
-  out.reserve(out.size() + static_cast<size_t>(std::max(image_seq_len, 0)) * 7 + 25);
-  for (int i = 0; i < image_seq_len; ++i) out += "<image>";
-  out += "<fake_token_around_image>";
-  return out;
-}
 
 absl::StatusOr<std::string> BuildVideoPromptText(int64_t frame_count, int64_t duration_int,
                                                  const std::vector<FrameTimestamp>& timestamps,

@@ -25,10 +25,6 @@ std::string FormatDuration(int64_t seconds);
 // "MM:SS", each zero-padded to at least two digits (Python f"{m:02d}:{s:02d}").
 std::string FormatTimestamp(int64_t minutes, int64_t seconds);
 
-// The unsplit-image block that stands for one frame:
-// "<fake_token_around_image><global-img>" + "<image>" * image_seq_len +
-// "<fake_token_around_image>".
-std::string SingleImageBlock(int image_seq_len);
 
 // The text that replaces one <video> placeholder:
 //   "You are provided the following series of {NumberToWords(frame_count)} frames from a

@@ -58,10 +58,6 @@ TEST(FormatTimestamp, ZeroPadded) {
   EXPECT_EQ(FormatTimestamp(123, 59), "123:59");
 }
 
-TEST(SingleImageBlock, Layout) {
-  const std::string b = SingleImageBlock(2);
-  EXPECT_EQ(b, "<fake_token_around_image><global-img><image><image><fake_token_around_image>");
-}
 
 TEST(BuildVideoPromptText, Layout) {
   auto text = BuildVideoPromptText(3, 75, {{0, 0}, {1, 5}}, "[B]");

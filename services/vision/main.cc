@@ -1,0 +1,91 @@
+// The vision stage: pixel tiles in, image embeddings out.
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "common/grpc/server_runner.h"
+#include "common/model/config.h"
+#include "common/model/weights.h"
+#include "common/runtime/cpu_quota.h"
+#include "services/vision/server/vision_service.h"
+
+ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
+ABSL_FLAG(int, port, 50052, "Port to listen on (0: any free port).");
+ABSL_FLAG(std::string, port_file, "", "Write the port actually bound to this file.");
+ABSL_FLAG(std::string, model, "", "Model folder or org/name[@revision] in the local HF cache.");
+ABSL_FLAG(int, threads, 0, "LibTorch intra-op threads (0: the CPU quota of this process).");
+ABSL_FLAG(std::string, dtype, "f32", "f32 or bf16.");
+ABSL_FLAG(int, max_queue, 16, "Requests that may wait beyond the one running; more get RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int64_t, max_tiles, 1024, "Most tiles in one Encode request.");
+ABSL_FLAG(int, max_message_mb, 256, "Largest gRPC message, MiB.");
+ABSL_FLAG(int, shutdown_grace_s, 30, "Seconds in-flight requests get after SIGTERM.");
+
+using namespace smolserve;  // NOLINT
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  const int threads = absl::GetFlag(FLAGS_threads) > 0 ? absl::GetFlag(FLAGS_threads) : AvailableCpus();
+  at::set_num_threads(threads);
+  const std::string dtype = absl::GetFlag(FLAGS_dtype);
+  if (dtype != "f32" && dtype != "bf16") {
+    std::fprintf(stderr, "error: --dtype must be f32 or bf16\n");
+    return 2;
+  }
+  auto model_dir = model::ResolveModelDir(absl::GetFlag(FLAGS_model));
+  if (!model_dir.ok()) {
+    std::fprintf(stderr, "error: %s\n", model_dir.status().ToString().c_str());
+    return 2;
+  }
+
+  vision::VisionServiceOptions service_options;
+  service_options.max_queue = absl::GetFlag(FLAGS_max_queue);
+  service_options.max_tiles_per_request = absl::GetFlag(FLAGS_max_tiles);
+  service_options.threads = threads;
+  vision::VisionService service(service_options);
+
+  grpc_util::ServerOptions server_options;
+  server_options.host = absl::GetFlag(FLAGS_host);
+  server_options.port = absl::GetFlag(FLAGS_port);
+  server_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
+  server_options.shutdown_grace = std::chrono::seconds(absl::GetFlag(FLAGS_shutdown_grace_s));
+  auto server = grpc_util::ServerRunner::Start(server_options, {&service});
+  if (!server.ok()) {
+    std::fprintf(stderr, "error: %s\n", server.status().ToString().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "{\"stage\":\"vision\",\"event\":\"listening\",\"port\":%d,\"threads\":%d}\n",
+               (*server)->port(), threads);
+  if (!absl::GetFlag(FLAGS_port_file).empty()) {
+    std::ofstream(absl::GetFlag(FLAGS_port_file)) << (*server)->port() << "\n";
+  }
+
+  // Load while the server already answers health checks (NOT_SERVING until done).
+  const auto start = std::chrono::steady_clock::now();
+  auto config = model::LoadModelConfig(*model_dir);
+  auto weights = config.ok() ? model::WeightStore::Open(*model_dir)
+                             : absl::StatusOr<std::unique_ptr<model::WeightStore>>(config.status());
+  if (!weights.ok()) {
+    std::fprintf(stderr, "error: loading %s: %s\n", model_dir->c_str(), weights.status().ToString().c_str());
+    return 1;
+  }
+  vision::VisionOptions vision_options;
+  vision_options.dtype = dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+  auto model = vision::VisionModel::Create(*config, **weights, vision_options);
+  if (!model.ok()) {
+    std::fprintf(stderr, "error: %s\n", model.status().ToString().c_str());
+    return 1;
+  }
+  weights->reset();  // the model holds its own copies
+  service.SetModel(*std::move(model));
+  (*server)->SetServing(true);
+  std::fprintf(stderr, "{\"stage\":\"vision\",\"event\":\"serving\",\"load_ms\":%.0f}\n",
+               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  (*server)->WaitForShutdownSignal([&] { service.Shutdown(); });
+  return 0;
+}
