@@ -1,0 +1,253 @@
+#include "services/preprocess/server/front_service.h"
+
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+
+#include <ATen/ATen.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/grpc/server_stream.h"
+#include "common/grpc/status_util.h"
+#include "common/grpc/tensor_proto.h"
+#include "services/preprocess/server/chat_convert.h"
+
+namespace smolserve::preprocess {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Ms(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+absl::Status WithStage(const absl::Status& s, absl::string_view stage) {
+  if (s.ok()) return s;
+  for (const char* known : {"preprocess:", "vision:", "decoder:"}) {
+    if (absl::StartsWith(s.message(), known)) return s;
+  }
+  return absl::Status(s.code(), absl::StrCat(stage, ": ", s.message()));
+}
+
+// A downstream failure as the client should see it: the stage is named, and a stage that
+// cannot be reached is UNAVAILABLE.
+absl::Status Downstream(const ::grpc::Status& s, absl::string_view stage) {
+  return WithStage(grpc_util::FromGrpcStatus(s), stage);
+}
+
+struct ConversationResult {
+  absl::Status status;
+  v1::Choice choice;
+  double vision_ms = 0, prefill_ms = 0, decode_ms = 0;
+  uint64_t embedding_bytes = 0;
+};
+
+}  // namespace
+
+FrontService::FrontService(const FrontServiceOptions& options,
+                           std::unique_ptr<Preprocessor> preprocessor,
+                           std::shared_ptr<::grpc::Channel> vision,
+                           std::shared_ptr<::grpc::Channel> decoder)
+    : options_(options),
+      preprocessor_(std::move(preprocessor)),
+      vision_(v1::Vision::NewStub(vision)),
+      decoder_(v1::Decoder::NewStub(decoder)),
+      executor_(options.workers, options.max_queue) {}
+
+FrontService::~FrontService() { Shutdown(); }
+
+void FrontService::Shutdown() { executor_.Shutdown(); }
+
+::grpc::ServerWriteReactor<v1::ChatResponse>* FrontService::Chat(
+    ::grpc::CallbackServerContext* context, const v1::ChatRequest* request) {
+  auto [reactor, stream] = grpc_util::ServerStream<v1::ChatResponse>::Create();
+  auto parsed = ToPrepareRequest(*request);
+  if (!parsed.ok()) {
+    stream->Finish(grpc_util::ToGrpcStatus(WithStage(parsed.status(), "preprocess")));
+    return reactor;
+  }
+  const std::string request_id = request->request_id().empty()
+                                     ? absl::StrCat("req-", next_id_.fetch_add(1))
+                                     : request->request_id();
+  const auto received = Clock::now();
+  auto task = [this, context, request, stream, prepare = *std::move(parsed), request_id,
+               received]() {
+    std::atomic<bool> first_token_seen{false};
+    Clock::time_point first_token;
+    absl::Status status;
+    v1::StageTimings timings;
+    std::vector<ConversationResult> results;
+    int tiles = 0;
+    const auto started = Clock::now();
+    auto batch = preprocessor_->Prepare(prepare, options_.media);
+    const auto prepared = Clock::now();
+    timings.set_preprocess_ms(Ms(started, prepared));
+    if (!batch.ok()) {
+      status = WithStage(batch.status(), "preprocess");
+    } else {
+      tiles = batch->num_real_tiles();
+      const int B = static_cast<int>(batch->input_ids.size());
+      results.resize(B);
+      std::mutex first_mu;
+      auto run_one = [&](int b) {
+        ConversationResult& r = results[b];
+        // Vision: this conversation's real arrays.
+        int n = 0;
+        for (const auto& m : batch->media)
+          if (m.conversation == b) n += m.num_tiles;
+        v1::GenerateRequest gen;
+        if (n > 0) {
+          v1::EncodeRequest enc;
+          at::Tensor pv = batch->pixel_values[b].narrow(0, 0, n);
+          at::Tensor pm = batch->pixel_attention_mask[b].narrow(0, 0, n);
+          if (auto s = grpc_util::TensorToProto(pv, enc.mutable_pixel_values()); !s.ok()) {
+            r.status = s;
+            return;
+          }
+          if (auto s = grpc_util::TensorToProto(pm, enc.mutable_pixel_attention_mask()); !s.ok()) {
+            r.status = s;
+            return;
+          }
+          auto ctx = ::grpc::ClientContext::FromCallbackServerContext(*context);
+          v1::EncodeResponse resp;
+          const auto v0 = Clock::now();
+          ::grpc::Status gs = vision_->Encode(ctx.get(), enc, &resp);
+          r.vision_ms = Ms(v0, Clock::now());
+          if (!gs.ok()) {
+            r.status = Downstream(gs, "vision");
+            return;
+          }
+          r.embedding_bytes = resp.image_hidden_states().data().size();
+          *gen.mutable_image_hidden_states() = std::move(*resp.mutable_image_hidden_states());
+        }
+        // Decoder: the unpadded prompt.
+        const auto& ids = batch->input_ids[b];
+        const auto& mask = batch->attention_mask[b];
+        for (size_t i = 0; i < ids.size(); ++i)
+          if (mask[i]) gen.add_input_ids(ids[i]);
+        *gen.mutable_generation() = request->generation();
+        gen.set_request_id(B > 1 ? absl::StrCat(request_id, "/", b) : request_id);
+        auto ctx = ::grpc::ClientContext::FromCallbackServerContext(*context);
+        auto reader = decoder_->Generate(ctx.get(), gen);
+        v1::GenerateResponse msg;
+        r.choice.set_index(b);
+        while (reader->Read(&msg)) {
+          if (msg.token_ids_size() > 0 || !msg.text().empty()) {
+            {
+              std::lock_guard<std::mutex> lock(first_mu);
+              if (!first_token_seen.exchange(true)) first_token = Clock::now();
+            }
+            v1::ChatResponse delta;
+            delta.mutable_delta()->set_index(b);
+            delta.mutable_delta()->set_text(msg.text());
+            for (int32_t t : msg.token_ids()) {
+              delta.mutable_delta()->add_token_ids(t);
+              r.choice.add_token_ids(t);
+            }
+            r.choice.mutable_text()->append(msg.text());
+            stream->Push(std::move(delta));
+          }
+          if (msg.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) {
+            r.choice.set_finish_reason(msg.finish_reason());
+            *r.choice.mutable_usage() = msg.usage();
+            r.choice.mutable_usage()->set_image_tiles(n);
+            r.prefill_ms = msg.prefill_ms();
+            r.decode_ms = msg.decode_ms();
+          }
+        }
+        ::grpc::Status gs = reader->Finish();
+        if (!gs.ok()) r.status = Downstream(gs, "decoder");
+      };
+      if (B == 1) {
+        run_one(0);
+      } else {
+        std::vector<std::thread> threads;
+        for (int b = 0; b < B; ++b) threads.emplace_back(run_one, b);
+        for (auto& t : threads) t.join();
+      }
+      for (const auto& r : results) {
+        if (!r.status.ok() && status.ok()) status = r.status;
+        timings.set_vision_ms(std::max(timings.vision_ms(), r.vision_ms));
+        timings.set_prefill_ms(std::max(timings.prefill_ms(), r.prefill_ms));
+        timings.set_decode_ms(std::max(timings.decode_ms(), r.decode_ms));
+        timings.set_embedding_bytes(timings.embedding_bytes() + r.embedding_bytes);
+      }
+      for (const auto& m : batch->media) {
+        if (m.kind == MediaInfo::Kind::kVideo) {
+          auto& u = *results[m.conversation].choice.mutable_usage();
+          u.set_video_frames(u.video_frames() + m.num_tiles);
+        }
+      }
+    }
+    const auto done = Clock::now();
+    if (first_token_seen) timings.set_time_to_first_token_ms(Ms(received, first_token));
+    timings.set_total_ms(Ms(received, done));
+    if (status.ok() && stream->cancelled()) status = absl::CancelledError("cancelled by the client");
+    std::fprintf(stderr,
+                 "{\"stage\":\"preprocess\",\"rpc\":\"Chat\",\"request_id\":\"%s\","
+                 "\"conversations\":%d,\"tiles\":%d,\"queue_ms\":%.1f,\"preprocess_ms\":%.1f,"
+                 "\"vision_ms\":%.1f,\"prefill_ms\":%.1f,\"decode_ms\":%.1f,\"ttft_ms\":%.1f,"
+                 "\"total_ms\":%.1f,\"embedding_bytes\":%llu,\"status\":\"%s\"}\n",
+                 request_id.c_str(), request->conversations_size(), tiles, Ms(received, started),
+                 timings.preprocess_ms(), timings.vision_ms(), timings.prefill_ms(),
+                 timings.decode_ms(), timings.time_to_first_token_ms(), timings.total_ms(),
+                 static_cast<unsigned long long>(timings.embedding_bytes()),
+                 absl::StatusCodeToString(status.code()).c_str());
+    if (status.ok()) {
+      v1::ChatResponse last;
+      auto* result = last.mutable_result();
+      for (auto& r : results) *result->add_choices() = std::move(r.choice);
+      *result->mutable_timings() = timings;
+      result->set_request_id(request_id);
+      stream->Push(std::move(last));
+    }
+    stream->Finish(grpc_util::ToGrpcStatus(status));
+  };
+  if (!executor_.TrySubmit(std::move(task))) {
+    stream->Finish(::grpc::Status(::grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                  absl::StrCat("preprocess: queue full (", executor_.queued(),
+                                               " waiting)")));
+  }
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* FrontService::Prepare(::grpc::CallbackServerContext* context,
+                                                  const v1::ChatRequest* request,
+                                                  v1::PrepareResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  auto parsed = ToPrepareRequest(*request);
+  if (!parsed.ok()) {
+    reactor->Finish(grpc_util::ToGrpcStatus(WithStage(parsed.status(), "preprocess")));
+    return reactor;
+  }
+  auto task = [this, response, reactor, prepare = *std::move(parsed)]() {
+    const auto start = Clock::now();
+    auto batch = preprocessor_->Prepare(prepare, options_.media);
+    absl::Status status = batch.status();
+    if (status.ok()) {
+      for (size_t b = 0; b < batch->input_ids.size(); ++b) {
+        response->add_prompt(batch->prompt_expanded[b]);
+        std::vector<int32_t> ids;
+        for (size_t i = 0; i < batch->input_ids[b].size(); ++i)
+          if (batch->attention_mask[b][i]) ids.push_back(batch->input_ids[b][i]);
+        at::Tensor t = at::from_blob(ids.data(), {static_cast<int64_t>(ids.size())}, at::kInt);
+        status.Update(grpc_util::TensorToProto(t, response->add_input_ids()));
+      }
+      if (status.ok() && batch->pixel_values.defined()) {
+        status.Update(grpc_util::TensorToProto(batch->pixel_values, response->mutable_pixel_values()));
+        status.Update(grpc_util::TensorToProto(batch->pixel_attention_mask,
+                                               response->mutable_pixel_attention_mask()));
+      }
+    }
+    response->set_preprocess_ms(Ms(start, Clock::now()));
+    reactor->Finish(grpc_util::ToGrpcStatus(WithStage(status, "preprocess")));
+  };
+  if (!executor_.TrySubmit(std::move(task))) {
+    reactor->Finish(::grpc::Status(::grpc::StatusCode::RESOURCE_EXHAUSTED, "preprocess: queue full"));
+  }
+  return reactor;
+}
+
+}  // namespace smolserve::preprocess
