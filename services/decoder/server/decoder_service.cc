@@ -152,6 +152,7 @@ void DecoderService::Shutdown() { executor_.Shutdown(); }
         }
       }
       if (status.ok() && deadline_hit) status = absl::DeadlineExceededError("decoder: deadline exceeded");
+      if (status.ok() && stream->cancelled()) status = absl::CancelledError("decoder: cancelled by the client");
       if (status.ok() && !result.rows.empty()) {
         v1::GenerateResponse last;
         last.set_text(text.Flush());
