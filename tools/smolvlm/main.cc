@@ -20,6 +20,14 @@
 #include "services/preprocess/server/chat_convert.h"
 #include "tools/smolvlm/chat_client.h"
 #include "tools/smolvlm/dump.h"
+#include "tools/smolvlm/local_pipeline.h"
+#include "tools/smolvlm/make_model.h"
+#include "common/runtime/cpu_quota.h"
+#include "common/safetensors/torch_tensors.h"
+#include <ATen/Parallel.h>
+extern "C" {
+#include <libavutil/log.h>
+}
 
 ABSL_FLAG(std::string, model, "", "Model folder (Hugging Face layout) or org/name[@revision] in the local HF cache.");
 ABSL_FLAG(std::string, request, "", "Request JSON file ({\"messages\": ...} or {\"conversations\": ...}).");
@@ -38,6 +46,15 @@ ABSL_FLAG(double, repetition_penalty, -1, "Repetition penalty.");
 ABSL_FLAG(int64_t, seed, -1, "Sampling seed.");
 ABSL_FLAG(bool, ignore_eos, false, "Generate exactly max_new_tokens.");
 ABSL_FLAG(double, deadline_s, 0, "chat: deadline for the whole call, seconds (0: none).");
+ABSL_FLAG(std::string, dtype, "f32", "run/bench-local: f32 or bf16.");
+ABSL_FLAG(int, threads, 0, "LibTorch intra-op threads (0: the CPU quota of this process).");
+ABSL_FLAG(std::string, preset, "256m", "make-model: tiny, 256m, 500m or 2.2b.");
+ABSL_FLAG(uint64_t, seed_weights, 0, "make-model: seed of the random weights (--seed works too).");
+ABSL_FLAG(std::string, out, "", "make-model: output folder.");
+ABSL_FLAG(bool, bf16, false, "make-model: store weights as bfloat16.");
+ABSL_FLAG(std::string, presets_dir, "models/presets", "make-model: folder of the preset configs.");
+ABSL_FLAG(std::string, tokenizer_dir, "models/SmolVLM-256M-Instruct", "make-model: tokenizer files.");
+ABSL_FLAG(int, new_tokens, 64, "bench-local: tokens to generate.");
 ABSL_FLAG(int64_t, max_encoded_bytes, 64ll << 20, "Largest media item, bytes.");
 ABSL_FLAG(int64_t, max_image_pixels, 40'000'000, "Largest decoded image, width*height.");
 ABSL_FLAG(int, max_images, 16, "Most images per request.");
@@ -50,6 +67,10 @@ namespace {
 constexpr char kUsage[] =
     "smolvlm COMMAND [flags]\n"
     "  prepare --model DIR --request REQ.json [--dump-dir OUT]   preprocessing only\n"
+    "  run --model DIR|org/name --request REQ.json [--max-new-tokens N] [--greedy | --temperature T\n"
+    "      --top-p P --top-k K --seed S] [--ignore-eos] [--dtype f32|bf16] [--dump-dir OUT]\n"
+    "  make-model --preset tiny|256m|500m|2.2b --seed S --out DIR [--bf16]\n"
+    "  bench-local --model DIR --image PATH [--video PATH] [--new-tokens 64]\n"
     "  chat --target HOST:PORT (--request REQ.json | --image P --video P --text T) [--stream]\n"
     "       [--max-new-tokens N] [--greedy | --temperature T --top-p P --top-k K --seed S]\n";
 
@@ -195,6 +216,160 @@ int Chat() {
   return 0;
 }
 
+absl::StatusOr<at::ScalarType> DtypeFromFlag() {
+  const std::string d = absl::GetFlag(FLAGS_dtype);
+  if (d == "f32") return at::kFloat;
+  if (d == "bf16") return at::kBFloat16;
+  return absl::InvalidArgumentError("--dtype must be f32 or bf16");
+}
+
+void SetThreads() {
+  const int t = absl::GetFlag(FLAGS_threads) > 0 ? absl::GetFlag(FLAGS_threads) : AvailableCpus();
+  at::set_num_threads(t);
+}
+
+const char* CoreFinishName(decoder::FinishReason r) {
+  return decoder::FinishReasonName(r).data();
+}
+
+int Run() {
+  SetThreads();
+  auto dtype = DtypeFromFlag();
+  if (!dtype.ok()) return Fail(dtype.status());
+  auto loaded = LoadRequest();
+  if (!loaded.ok()) return Fail(loaded.status());
+  v1::GenerationParams generation;
+  if (!loaded->first.generation_json.empty()) {
+    auto g = preprocess::GenerationParamsFromJson(loaded->first.generation_json);
+    if (!g.ok()) return Fail(g.status());
+    generation = *g;
+  }
+  ApplyGenerationFlags(&generation);
+  LocalPipelineOptions options;
+  options.model = absl::GetFlag(FLAGS_model);
+  options.dtype = *dtype;
+  options.limits = LimitsFromFlags();
+  auto pipeline = LocalPipeline::Load(options);
+  if (!pipeline.ok()) return Fail(pipeline.status());
+  preprocess::MediaAccess access;
+  access.base_dir = loaded->second;
+  auto run = (*pipeline)->Run(loaded->first, access, generation);
+  if (!run.ok()) return Fail(run.status());
+  for (size_t b = 0; b < run->text.size(); ++b) {
+    const auto& row = run->generated.rows[b];
+    std::printf("--- answer %zu (%s, %lld prompt + %lld completion tokens):\n%s\n", b,
+                CoreFinishName(row.finish_reason), static_cast<long long>(row.prompt_tokens),
+                static_cast<long long>(row.completion_tokens), run->text[b].c_str());
+  }
+  std::printf("preprocess %.1f ms, vision %.1f ms, prefill %.1f ms, decode %.1f ms\n",
+              run->preprocess_ms, run->vision_ms, run->prefill_ms, run->decode_ms);
+  const std::string dump_dir = absl::GetFlag(FLAGS_dump_dir);
+  if (!dump_dir.empty()) {
+    auto outputs = PreparedToJson(run->prepared);
+    std::vector<std::vector<int64_t>> ids;
+    std::vector<std::string> reasons;
+    for (const auto& row : run->generated.rows) {
+      ids.push_back(row.token_ids);
+      reasons.push_back(CoreFinishName(row.finish_reason));
+    }
+    outputs["generated_ids"] = ids;
+    outputs["generated_text"] = run->text_with_special;
+    outputs["generated_text_skip_special"] = run->text;
+    outputs["finish_reason"] = reasons;
+    outputs["timings_ms"] = {{"preprocess", run->preprocess_ms}, {"vision", run->vision_ms},
+                             {"prefill", run->prefill_ms}, {"decode", run->decode_ms}};
+    safetensors::Writer writer;
+    if (auto s = AddPreparedTensors(run->prepared, writer); !s.ok()) return Fail(s);
+    if (run->image_hidden_states.defined()) {
+      if (auto s = safetensors::AddTensor(writer, "image_hidden_states",
+                                          run->image_hidden_states.to(at::kFloat));
+          !s.ok()) {
+        return Fail(s);
+      }
+    }
+    if (auto s = safetensors::AddTensor(writer, "logits_last", run->logits_last); !s.ok()) return Fail(s);
+    if (auto s = WriteDump(dump_dir, outputs, writer); !s.ok()) return Fail(s);
+    std::printf("wrote %s/outputs.json and %s/tensors.safetensors\n", dump_dir.c_str(), dump_dir.c_str());
+  }
+  return 0;
+}
+
+int MakeModelCommand() {
+  MakeModelOptions o;
+  o.preset = absl::GetFlag(FLAGS_preset);
+  o.presets_dir = absl::GetFlag(FLAGS_presets_dir);
+  o.tokenizer_dir = absl::GetFlag(FLAGS_tokenizer_dir);
+  o.out_dir = absl::GetFlag(FLAGS_out);
+  o.seed = absl::GetFlag(FLAGS_seed) >= 0 ? static_cast<uint64_t>(absl::GetFlag(FLAGS_seed))
+                                          : absl::GetFlag(FLAGS_seed_weights);
+  o.bf16 = absl::GetFlag(FLAGS_bf16);
+  if (o.out_dir.empty()) return Fail(absl::InvalidArgumentError("make-model needs --out"));
+  const auto start = std::chrono::steady_clock::now();
+  if (auto s = MakeModel(o); !s.ok()) return Fail(s);
+  std::printf("wrote %s: preset %s, seed %llu, random weights (%.1f s)\n", o.out_dir.c_str(),
+              o.preset.c_str(), static_cast<unsigned long long>(o.seed),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return 0;
+}
+
+int BenchLocal() {
+  SetThreads();
+  auto dtype = DtypeFromFlag();
+  if (!dtype.ok()) return Fail(dtype.status());
+  if (absl::GetFlag(FLAGS_image).empty() && absl::GetFlag(FLAGS_video).empty()) {
+    return Fail(absl::InvalidArgumentError("bench-local needs --image (and/or --video)"));
+  }
+  LocalPipelineOptions options;
+  options.model = absl::GetFlag(FLAGS_model);
+  options.dtype = *dtype;
+  options.limits = LimitsFromFlags();
+  auto pipeline = LocalPipeline::Load(options);
+  if (!pipeline.ok()) return Fail(pipeline.status());
+  nlohmann::ordered_json report;
+  report["model"] = (*pipeline)->model_dir();
+  report["dtype"] = absl::GetFlag(FLAGS_dtype);
+  report["threads"] = at::get_num_threads();
+  auto bench_one = [&](const std::string& key, const std::string& type, const std::string& path) -> absl::Status {
+    nlohmann::json j = {{"messages", {{{"role", "user"}, {"content", {{{"type", type}, {"path", path}},
+                                                                      {{"type", "text"}, {"text", "Describe this in detail."}}}}}}}};
+    auto req = preprocess::ParsePrepareRequest(j.dump());
+    if (!req.ok()) return req.status();
+    v1::GenerationParams g;
+    g.set_ignore_eos(true);
+    // Warm-up (first touch of the weights), then the measured run.
+    g.set_max_new_tokens(2);
+    auto warm = (*pipeline)->Run(*req, preprocess::MediaAccess{}, g);
+    if (!warm.ok()) return warm.status();
+    g.set_max_new_tokens(absl::GetFlag(FLAGS_new_tokens));
+    auto run = (*pipeline)->Run(*req, preprocess::MediaAccess{}, g);
+    if (!run.ok()) return run.status();
+    const int tiles = run->prepared.num_real_tiles();
+    const int prompt = run->prepared.prompt_tokens(0);
+    const int64_t steps = std::max<int64_t>(1, run->generated.decode_steps);
+    nlohmann::ordered_json r;
+    r["tiles"] = tiles;
+    r["prompt_tokens"] = prompt;
+    r["new_tokens"] = run->generated.rows[0].completion_tokens;
+    r["preprocess_ms"] = run->preprocess_ms;
+    r["vision_ms"] = run->vision_ms;
+    r["vision_ms_per_tile"] = tiles ? run->vision_ms / tiles : 0.0;
+    r["prefill_ms"] = run->prefill_ms;
+    r["prefill_tokens_per_s"] = prompt / (run->prefill_ms / 1e3);
+    r["time_to_first_token_ms"] = run->preprocess_ms + run->vision_ms + run->prefill_ms;
+    r["decode_tokens_per_s"] = steps / (run->decode_ms / 1e3);
+    report[key] = r;
+    return absl::OkStatus();
+  };
+  if (!absl::GetFlag(FLAGS_image).empty()) {
+    if (auto s = bench_one("image", "image", absl::GetFlag(FLAGS_image)); !s.ok()) return Fail(s);
+  }
+  if (!absl::GetFlag(FLAGS_video).empty()) {
+    if (auto s = bench_one("video", "video", absl::GetFlag(FLAGS_video)); !s.ok()) return Fail(s);
+  }
+  std::printf("%s\n", report.dump(2).c_str());
+  return 0;
+}
+
 }  // namespace
 }  // namespace smolserve::cli
 
@@ -214,9 +389,13 @@ int main(int argc, char** argv) {
     std::fputs(smolserve::cli::kUsage, stderr);
     return 2;
   }
+  av_log_set_level(AV_LOG_ERROR);
   const std::string command = args[1];
   if (command == "prepare") return smolserve::cli::Prepare();
   if (command == "chat") return smolserve::cli::Chat();
+  if (command == "run") return smolserve::cli::Run();
+  if (command == "make-model") return smolserve::cli::MakeModelCommand();
+  if (command == "bench-local") return smolserve::cli::BenchLocal();
   std::fprintf(stderr, "unknown command '%s'\n%s", command.c_str(), smolserve::cli::kUsage);
   return 2;
 }
