@@ -54,7 +54,7 @@ trap cleanup EXIT
 
 start_stage() {  # name binary args...
   local name="$1" bin="$2"; shift 2
-  "$bin" --host=127.0.0.1 --port=0 --port_file="$RUN_DIR/$name.port" --model="$MODEL" "$@" \
+  "$bin" --host=127.0.0.1 --port=0 --port_file="$RUN_DIR/$name.port" --metrics_port=0 --model="$MODEL" "$@" \
     2>"$RUN_DIR/$name.log" &
   PIDS+=($!)
 }
@@ -78,6 +78,9 @@ start_stage preprocess "$BIN/services/preprocess/preprocess_server" \
 wait_serving preprocess
 FRONT="127.0.0.1:$(cat "$RUN_DIR/preprocess.port")"
 echo "preprocess (front) $FRONT   vision 127.0.0.1:$VPORT   decoder 127.0.0.1:$DPORT"
+echo "metrics: http://127.0.0.1:$(cat "$RUN_DIR/preprocess.port.metrics")/metrics" \
+     "http://127.0.0.1:$(cat "$RUN_DIR/vision.port.metrics")/metrics" \
+     "http://127.0.0.1:$(cat "$RUN_DIR/decoder.port.metrics")/metrics"
 
 for example in image video batch; do
   say "example: $example ($(basename examples/$example.json))"

@@ -9,12 +9,15 @@ extern "C" {
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
 #include "common/grpc/server_runner.h"
+#include "common/metrics/stage_metrics.h"
 #include "common/model/config.h"
 #include "services/preprocess/server/front_service.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
 ABSL_FLAG(int, port, 50051, "Port to listen on (0: any free port).");
+ABSL_FLAG(int, metrics_port, 9101, "Port of the Prometheus /metrics endpoint (0: any free port).");
 ABSL_FLAG(std::string, port_file, "", "Write the port actually bound to this file.");
 ABSL_FLAG(std::string, model, "", "Model folder or org/name[@revision] (tokenizer, chat template, processor files).");
 ABSL_FLAG(std::string, vision_target, "127.0.0.1:50052", "gRPC target of the vision stage (e.g. dns:///vision:50052 or ipv4:a:1,b:2).");
@@ -63,9 +66,14 @@ int main(int argc, char** argv) {
   options.media.allowed_root = absl::GetFlag(FLAGS_media_root);
   options.media.base_dir = absl::GetFlag(FLAGS_media_root).empty() ? "." : absl::GetFlag(FLAGS_media_root);
   const int max_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
+  auto metrics_server = metrics::MetricsServer::Start(
+      absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_metrics_port)));
+  if (!metrics_server.ok()) return fail(metrics_server.status());
+  metrics::StageMetrics stage_metrics(metrics::Stage::kPreprocess, (*metrics_server)->registry());
   preprocess::FrontService service(options, *std::move(preprocessor),
                                    grpc_util::MakeChannel(absl::GetFlag(FLAGS_vision_target), max_bytes),
-                                   grpc_util::MakeChannel(absl::GetFlag(FLAGS_decoder_target), max_bytes));
+                                   grpc_util::MakeChannel(absl::GetFlag(FLAGS_decoder_target), max_bytes),
+                                   &stage_metrics);
 
   grpc_util::ServerOptions server_options;
   server_options.host = absl::GetFlag(FLAGS_host);
@@ -78,6 +86,7 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "{\"stage\":\"preprocess\",\"event\":\"serving\",\"port\":%d}\n", (*server)->port());
   if (!absl::GetFlag(FLAGS_port_file).empty()) {
     std::ofstream(absl::GetFlag(FLAGS_port_file)) << (*server)->port() << "\n";
+    std::ofstream(absl::GetFlag(FLAGS_port_file) + ".metrics") << (*metrics_server)->port() << "\n";
   }
   (*server)->WaitForShutdownSignal([&] { service.Shutdown(); });
   return 0;

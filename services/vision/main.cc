@@ -9,7 +9,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_cat.h"
 #include "common/grpc/server_runner.h"
+#include "common/metrics/stage_metrics.h"
 #include "common/model/config.h"
 #include "common/model/weights.h"
 #include "common/runtime/cpu_quota.h"
@@ -17,6 +19,7 @@
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
 ABSL_FLAG(int, port, 50052, "Port to listen on (0: any free port).");
+ABSL_FLAG(int, metrics_port, 9102, "Port of the Prometheus /metrics endpoint (0: any free port).");
 ABSL_FLAG(std::string, port_file, "", "Write the port actually bound to this file.");
 ABSL_FLAG(std::string, model, "", "Model folder or org/name[@revision] in the local HF cache.");
 ABSL_FLAG(int, threads, 0, "LibTorch intra-op threads (0: the CPU quota of this process).");
@@ -47,7 +50,14 @@ int main(int argc, char** argv) {
   service_options.max_queue = absl::GetFlag(FLAGS_max_queue);
   service_options.max_tiles_per_request = absl::GetFlag(FLAGS_max_tiles);
   service_options.threads = threads;
-  vision::VisionService service(service_options);
+  auto metrics_server = metrics::MetricsServer::Start(
+      absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_metrics_port)));
+  if (!metrics_server.ok()) {
+    std::fprintf(stderr, "error: %s\n", metrics_server.status().ToString().c_str());
+    return 1;
+  }
+  metrics::StageMetrics stage_metrics(metrics::Stage::kVision, (*metrics_server)->registry());
+  vision::VisionService service(service_options, &stage_metrics);
 
   grpc_util::ServerOptions server_options;
   server_options.host = absl::GetFlag(FLAGS_host);
@@ -61,6 +71,10 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "{\"stage\":\"vision\",\"event\":\"listening\",\"port\":%d,\"threads\":%d}\n",
                (*server)->port(), threads);
+  std::fprintf(stderr, "{\"event\":\"metrics\",\"port\":%d}\n", (*metrics_server)->port());
+  if (!absl::GetFlag(FLAGS_port_file).empty()) {
+    std::ofstream(absl::GetFlag(FLAGS_port_file) + ".metrics") << (*metrics_server)->port() << "\n";
+  }
   if (!absl::GetFlag(FLAGS_port_file).empty()) {
     std::ofstream(absl::GetFlag(FLAGS_port_file)) << (*server)->port() << "\n";
   }

@@ -77,7 +77,7 @@ StageProcess::~StageProcess() { Kill(); }
 bool StageProcess::Start(int port, double timeout_s) {
   unlink(port_file_.c_str());
   std::vector<std::string> argv = {binary_, "--host=127.0.0.1", absl::StrCat("--port=", port),
-                                   "--port_file=" + port_file_};
+                                   "--port_file=" + port_file_, "--metrics_port=0"};
   argv.insert(argv.end(), args_.begin(), args_.end());
   pid_ = fork();
   if (pid_ == 0) {
@@ -95,6 +95,8 @@ bool StageProcess::Start(int port, double timeout_s) {
     int p = 0;
     if (f >> p && p > 0) {
       port_ = p;
+      std::ifstream m(port_file_ + ".metrics");
+      m >> metrics_port_;
       break;
     }
     int st;

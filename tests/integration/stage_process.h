@@ -21,6 +21,7 @@ class StageProcess {
   void Kill(int signal = 9);  // and wait
   bool Terminate(double timeout_s = 30);  // SIGTERM, wait; true if it exited on its own
   int port() const { return port_; }
+  int metrics_port() const { return metrics_port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   // Everything the process wrote to stderr so far.
   std::string Log() const;
@@ -34,6 +35,7 @@ class StageProcess {
   std::string port_file_, log_file_;
   pid_t pid_ = -1;
   int port_ = 0;
+  int metrics_port_ = 0;
 };
 
 // True when the gRPC health service at `address` reports SERVING within `timeout_s`.

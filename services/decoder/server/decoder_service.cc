@@ -65,8 +65,9 @@ absl::Status FillGenerateRequest(const v1::GenerationParams& params,
   return absl::OkStatus();
 }
 
-DecoderService::DecoderService(const DecoderServiceOptions& options)
+DecoderService::DecoderService(const DecoderServiceOptions& options, metrics::StageMetrics* metrics)
     : options_(options),
+      metrics_(metrics),
       executor_(1, options.max_queue, [threads = options.threads] { at::set_num_threads(threads); }) {}
 
 DecoderService::~DecoderService() { Shutdown(); }
@@ -98,17 +99,25 @@ void DecoderService::Shutdown() { executor_.Shutdown(); }
                                                        options_.max_prompt_tokens));
   }
   if (!status.ok()) {
+    metrics_->RecordFailure(status.code());
     stream->Finish(grpc_util::ToGrpcStatus(WithStage(status)));
     return reactor;
   }
   const auto received = Clock::now();
+  metrics_->num_requests_waiting->Increment();
+  metrics_->queue_depth->Increment();
   const std::string peer = context->peer();
   auto task = [this, context, request, stream, core = std::move(core), received, peer]() mutable {
     const auto started = Clock::now();
+    metrics_->num_requests_waiting->Decrement();
+    metrics_->queue_depth->Decrement();
+    metrics_->num_requests_running->Increment();
+    metrics_->request_queue_time->Observe(Ms(received, started) / 1e3);
     absl::Status status;
     GenerateResult result;
     int64_t emitted = 0;
     auto first_token = Clock::time_point();
+    auto last_token = Clock::time_point();
     if (stream->cancelled()) {
       status = absl::CancelledError("decoder: cancelled by the client");
     } else if (context->deadline() < std::chrono::system_clock::now()) {
@@ -130,7 +139,14 @@ void DecoderService::Shutdown() { executor_.Shutdown(); }
       const auto deadline = context->deadline();
       bool deadline_hit = false;
       core.on_token = [&](int64_t, int64_t token) {
-        if (emitted++ == 0) first_token = Clock::now();
+        const auto now = Clock::now();
+        if (emitted++ == 0) {
+          first_token = now;
+          metrics_->time_to_first_token->Observe(Ms(received, now) / 1e3);
+        } else {
+          metrics_->inter_token_latency->Observe(Ms(last_token, now) / 1e3);
+        }
+        last_token = now;
         if (stream->cancelled()) return StreamAction::kCancelAll;
         if (std::chrono::system_clock::now() > deadline) {
           deadline_hit = true;
@@ -167,6 +183,17 @@ void DecoderService::Shutdown() { executor_.Shutdown(); }
       }
     }
     const auto done = Clock::now();
+    metrics_->num_requests_running->Decrement();
+    metrics_->e2e_request_latency->Observe(Ms(received, done) / 1e3);
+    metrics_->generation_tokens->Increment(static_cast<double>(emitted));
+    if (!result.rows.empty()) {
+      metrics_->prompt_tokens->Increment(static_cast<double>(result.rows[0].prompt_tokens));
+    }
+    if (status.ok() && !result.rows.empty()) {
+      metrics_->RecordSuccess(std::string(FinishReasonName(result.rows[0].finish_reason)));
+    } else if (!status.ok()) {
+      metrics_->RecordFailure(status.code());
+    }
     std::fprintf(stderr,
                  "{\"stage\":\"decoder\",\"rpc\":\"Generate\",\"request_id\":\"%s\",\"peer\":\"%s\","
                  "\"prompt_tokens\":%d,\"completion_tokens\":%lld,\"queue_ms\":%.1f,"
@@ -178,6 +205,9 @@ void DecoderService::Shutdown() { executor_.Shutdown(); }
     stream->Finish(grpc_util::ToGrpcStatus(WithStage(status)));
   };
   if (!executor_.TrySubmit(std::move(task))) {
+    metrics_->num_requests_waiting->Decrement();
+    metrics_->queue_depth->Decrement();
+    metrics_->RecordFailure(absl::StatusCode::kResourceExhausted);
     stream->Finish(::grpc::Status(::grpc::StatusCode::RESOURCE_EXHAUSTED,
                                   absl::StrCat("decoder: queue full (", executor_.queued(),
                                                " waiting)")));

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "common/concurrency/bounded_executor.h"
+#include "common/metrics/stage_metrics.h"
 #include "common/model/config.h"
 #include "proto/smolserve/v1/decoder.grpc.pb.h"
 #include "services/decoder/core/generator.h"
@@ -37,7 +38,8 @@ absl::Status FillGenerateRequest(const v1::GenerationParams& params,
 
 class DecoderService final : public v1::Decoder::CallbackService {
  public:
-  explicit DecoderService(const DecoderServiceOptions& options);
+  // `metrics` must outlive the service.
+  DecoderService(const DecoderServiceOptions& options, metrics::StageMetrics* metrics);
   ~DecoderService() override;
 
   void SetModel(std::unique_ptr<DecoderModel> model);
@@ -50,6 +52,7 @@ class DecoderService final : public v1::Decoder::CallbackService {
 
  private:
   DecoderServiceOptions options_;
+  metrics::StageMetrics* metrics_;
   std::unique_ptr<DecoderModel> model_;
   std::atomic<bool> ready_{false};
   BoundedExecutor executor_;

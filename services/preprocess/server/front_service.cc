@@ -49,8 +49,10 @@ struct ConversationResult {
 FrontService::FrontService(const FrontServiceOptions& options,
                            std::unique_ptr<Preprocessor> preprocessor,
                            std::shared_ptr<::grpc::Channel> vision,
-                           std::shared_ptr<::grpc::Channel> decoder)
+                           std::shared_ptr<::grpc::Channel> decoder,
+                           metrics::StageMetrics* metrics)
     : options_(options),
+      metrics_(metrics),
       preprocessor_(std::move(preprocessor)),
       vision_(v1::Vision::NewStub(vision)),
       decoder_(v1::Decoder::NewStub(decoder)),
@@ -72,8 +74,14 @@ void FrontService::Shutdown() { executor_.Shutdown(); }
                                      ? absl::StrCat("req-", next_id_.fetch_add(1))
                                      : request->request_id();
   const auto received = Clock::now();
+  metrics_->num_requests_waiting->Increment();
+  metrics_->queue_depth->Increment();
   auto task = [this, context, request, stream, prepare = *std::move(parsed), request_id,
                received]() {
+    metrics_->num_requests_waiting->Decrement();
+    metrics_->queue_depth->Decrement();
+    metrics_->num_requests_running->Increment();
+    metrics_->request_queue_time->Observe(Ms(received, Clock::now()) / 1e3);
     std::atomic<bool> first_token_seen{false};
     Clock::time_point first_token;
     absl::Status status;
@@ -88,6 +96,17 @@ void FrontService::Shutdown() { executor_.Shutdown(); }
       status = WithStage(batch.status(), "preprocess");
     } else {
       tiles = batch->num_real_tiles();
+      int frames = 0;
+      for (const auto& m : batch->media) {
+        if (m.kind == MediaInfo::Kind::kImage) {
+          metrics_->media_decode_image->Observe(m.decode_ms / 1e3);
+        } else {
+          metrics_->media_decode_video->Observe(m.decode_ms / 1e3);
+          frames += m.num_tiles;
+        }
+      }
+      if (tiles - frames > 0) metrics_->tiles_per_request->Observe(tiles - frames);
+      if (frames > 0) metrics_->frames_per_request->Observe(frames);
       const int B = static_cast<int>(batch->input_ids.size());
       results.resize(B);
       std::mutex first_mu;
@@ -137,7 +156,10 @@ void FrontService::Shutdown() { executor_.Shutdown(); }
           if (msg.token_ids_size() > 0 || !msg.text().empty()) {
             {
               std::lock_guard<std::mutex> lock(first_mu);
-              if (!first_token_seen.exchange(true)) first_token = Clock::now();
+              if (!first_token_seen.exchange(true)) {
+                first_token = Clock::now();
+                metrics_->time_to_first_token->Observe(Ms(received, first_token) / 1e3);
+              }
             }
             v1::ChatResponse delta;
             delta.mutable_delta()->set_index(b);
@@ -182,6 +204,9 @@ void FrontService::Shutdown() { executor_.Shutdown(); }
       }
     }
     const auto done = Clock::now();
+    metrics_->num_requests_running->Decrement();
+    metrics_->e2e_request_latency->Observe(Ms(received, done) / 1e3);
+    metrics_->embedding_bytes_received->Increment(static_cast<double>(timings.embedding_bytes()));
     if (first_token_seen) timings.set_time_to_first_token_ms(Ms(received, first_token));
     timings.set_total_ms(Ms(received, done));
     if (status.ok() && stream->cancelled()) status = absl::CancelledError("cancelled by the client");
@@ -196,6 +221,17 @@ void FrontService::Shutdown() { executor_.Shutdown(); }
                  static_cast<unsigned long long>(timings.embedding_bytes()),
                  absl::StatusCodeToString(status.code()).c_str());
     if (status.ok()) {
+      for (const auto& r : results) {
+        switch (r.choice.finish_reason()) {
+          case v1::FINISH_REASON_STOP: metrics_->RecordSuccess("stop"); break;
+          case v1::FINISH_REASON_LENGTH: metrics_->RecordSuccess("length"); break;
+          default: metrics_->RecordSuccess("ok"); break;
+        }
+      }
+    } else {
+      metrics_->RecordFailure(status.code());
+    }
+    if (status.ok()) {
       v1::ChatResponse last;
       auto* result = last.mutable_result();
       for (auto& r : results) *result->add_choices() = std::move(r.choice);
@@ -206,6 +242,9 @@ void FrontService::Shutdown() { executor_.Shutdown(); }
     stream->Finish(grpc_util::ToGrpcStatus(status));
   };
   if (!executor_.TrySubmit(std::move(task))) {
+    metrics_->num_requests_waiting->Decrement();
+    metrics_->queue_depth->Decrement();
+    metrics_->RecordFailure(absl::StatusCode::kResourceExhausted);
     stream->Finish(::grpc::Status(::grpc::StatusCode::RESOURCE_EXHAUSTED,
                                   absl::StrCat("preprocess: queue full (", executor_.queued(),
                                                " waiting)")));

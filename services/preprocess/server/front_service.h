@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "common/concurrency/bounded_executor.h"
+#include "common/metrics/stage_metrics.h"
 #include "proto/smolserve/v1/decoder.grpc.pb.h"
 #include "proto/smolserve/v1/front.grpc.pb.h"
 #include "proto/smolserve/v1/vision.grpc.pb.h"
@@ -24,8 +25,10 @@ struct FrontServiceOptions {
 
 class FrontService final : public v1::Front::CallbackService {
  public:
+  // `metrics` must outlive the service.
   FrontService(const FrontServiceOptions& options, std::unique_ptr<Preprocessor> preprocessor,
-               std::shared_ptr<::grpc::Channel> vision, std::shared_ptr<::grpc::Channel> decoder);
+               std::shared_ptr<::grpc::Channel> vision, std::shared_ptr<::grpc::Channel> decoder,
+               metrics::StageMetrics* metrics);
   ~FrontService() override;
   void Shutdown();
 
@@ -37,6 +40,7 @@ class FrontService final : public v1::Front::CallbackService {
 
  private:
   FrontServiceOptions options_;
+  metrics::StageMetrics* metrics_;
   std::unique_ptr<Preprocessor> preprocessor_;
   std::unique_ptr<v1::Vision::Stub> vision_;
   std::unique_ptr<v1::Decoder::Stub> decoder_;

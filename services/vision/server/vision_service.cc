@@ -51,8 +51,9 @@ absl::Status RunEncode(const VisionModel& model, const v1::EncodeRequest& reques
 
 }  // namespace
 
-VisionService::VisionService(const VisionServiceOptions& options)
+VisionService::VisionService(const VisionServiceOptions& options, metrics::StageMetrics* metrics)
     : options_(options),
+      metrics_(metrics),
       executor_(1, options.max_queue, [threads = options.threads] { at::set_num_threads(threads); }) {}
 
 VisionService::~VisionService() { Shutdown(); }
@@ -73,8 +74,19 @@ void VisionService::Shutdown() { executor_.Shutdown(); }
     return reactor;
   }
   const auto received = Clock::now();
-  const bool accepted = executor_.TrySubmit([this, context, request, response, reactor, received] {
+  const auto& pv = request->pixel_values();
+  const int64_t tiles = pv.shape_size() >= 4
+                            ? pv.shape(0) * (pv.shape_size() == 5 ? pv.shape(1) : 1)
+                            : 0;
+  metrics_->num_requests_waiting->Increment();
+  metrics_->queue_depth->Increment();
+  metrics_->tiles_in_flight->Increment(static_cast<double>(tiles));
+  const bool accepted = executor_.TrySubmit([this, context, request, response, reactor, received, tiles] {
     const auto started = Clock::now();
+    metrics_->num_requests_waiting->Decrement();
+    metrics_->queue_depth->Decrement();
+    metrics_->num_requests_running->Increment();
+    metrics_->request_queue_time->Observe(Ms(received, started) / 1e3);
     absl::Status status;
     if (context->IsCancelled()) {
       status = absl::CancelledError("vision: cancelled by the client");
@@ -85,6 +97,20 @@ void VisionService::Shutdown() { executor_.Shutdown(); }
       status = RunEncode(*model_, *request, options_.max_tiles_per_request, response);
     }
     const auto done = Clock::now();
+    metrics_->num_requests_running->Decrement();
+    metrics_->tiles_in_flight->Decrement(static_cast<double>(tiles));
+    metrics_->e2e_request_latency->Observe(Ms(received, done) / 1e3);
+    if (status.ok()) {
+      metrics_->vision_encode->Observe(Ms(started, done) / 1e3);
+      metrics_->tiles_encoded->Increment(static_cast<double>(tiles));
+      metrics_->cache_misses->Increment(static_cast<double>(tiles));
+      metrics_->vision_batch_size->Observe(static_cast<double>(tiles));
+      metrics_->embedding_bytes_sent->Increment(
+          static_cast<double>(response->image_hidden_states().data().size()));
+      metrics_->RecordSuccess("ok");
+    } else {
+      metrics_->RecordFailure(status.code());
+    }
     response->set_queue_ms(Ms(received, started));
     response->set_encode_ms(Ms(started, done));
     std::fprintf(stderr,
@@ -101,6 +127,10 @@ void VisionService::Shutdown() { executor_.Shutdown(); }
     reactor->Finish(grpc_util::ToGrpcStatus(status));
   });
   if (!accepted) {
+    metrics_->num_requests_waiting->Decrement();
+    metrics_->queue_depth->Decrement();
+    metrics_->tiles_in_flight->Decrement(static_cast<double>(tiles));
+    metrics_->RecordFailure(absl::StatusCode::kResourceExhausted);
     reactor->Finish(::grpc::Status(::grpc::StatusCode::RESOURCE_EXHAUSTED,
                                    absl::StrCat("vision: queue full (", executor_.queued(),
                                                 " waiting)")));

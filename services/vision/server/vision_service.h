@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "common/concurrency/bounded_executor.h"
+#include "common/metrics/stage_metrics.h"
 #include "proto/smolserve/v1/vision.grpc.pb.h"
 #include "services/vision/core/vision_model.h"
 
@@ -20,7 +21,8 @@ struct VisionServiceOptions {
 
 class VisionService final : public v1::Vision::CallbackService {
  public:
-  explicit VisionService(const VisionServiceOptions& options);
+  // `metrics` must outlive the service.
+  VisionService(const VisionServiceOptions& options, metrics::StageMetrics* metrics);
   ~VisionService() override;
 
   // Makes the service answer (before this, calls get UNAVAILABLE).
@@ -34,6 +36,7 @@ class VisionService final : public v1::Vision::CallbackService {
 
  private:
   VisionServiceOptions options_;
+  metrics::StageMetrics* metrics_;
   std::unique_ptr<VisionModel> model_;
   std::atomic<bool> ready_{false};
   BoundedExecutor executor_;

@@ -1,0 +1,182 @@
+// The SmolVLM2 text decoder (Llama / SmolLM2) over LibTorch, without torch::nn.
+//
+// Math follows transformers' LlamaModel (eager attention) as used by SmolVLMModel, see the
+// reference doc §6:
+//  - token embeddings, with the connector's image features written, in order, at the
+//    `<image>` (config.image_token_id) positions (§6.1);
+//  - per layer: RMSNorm (float32 statistics, cast back, then times the weight), fused q/k/v
+//    projection, half-split RoPE computed in float32 with rope_theta, GQA (kv head j serves
+//    query heads j*G .. j*G+G-1, i.e. repeat_interleave), causal + padding additive mask with
+//    finfo(dtype).min, float32 softmax, o_proj, residual, RMSNorm, SiLU-gated MLP, residual;
+//  - final RMSNorm and lm_head (tied to embed_tokens when config.tie_word_embeddings),
+//    evaluated for the last position only; logits are returned as float32 (bf16 logits are
+//    upcast, as generate() does).
+//
+// Batches are left-padded: position ids are cumsum(attention_mask) - 1 with padded positions
+// set to 1 (HF generate), padded keys are masked. Fully masked (padding) query rows produce
+// finite garbage that no real token ever reads.
+//
+// Thread-safety: a TextModel is immutable after Create() and may be shared by threads; each
+// KvCache must be used by one thread at a time. All methods run under c10::InferenceMode and
+// return inference tensors (read them freely; do not modify them in place outside
+// InferenceMode).
+#ifndef SMOLSERVE_SERVICES_DECODER_CORE_TEXT_MODEL_H_
+#define SMOLSERVE_SERVICES_DECODER_CORE_TEXT_MODEL_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "common/model/config.h"
+#include "common/model/weights.h"
+
+namespace smolserve::decoder {
+
+struct TextModelOptions {
+  // Compute (and weight) dtype: at::kFloat or at::kBFloat16. Checkpoint weights are converted.
+  at::ScalarType dtype = at::kFloat;
+  // float32 only: decode steps use fused kernels (gemv into preallocated buffers, hand-written
+  // RMSNorm / RoPE / softmax / SiLU loops). false = the generic ATen path used for prefill and
+  // for bf16 (tests compare the two).
+  bool fast_decode = true;
+  // Prefill computes attention for this many queries at a time (bounds the scores buffer to
+  // heads x chunk x keys). Must be >= 1.
+  int64_t prefill_query_chunk = 256;
+};
+
+// Shapes and constants of the decoder, resolved from the model config.
+struct TextModelDims {
+  int64_t hidden_size = 0;        // D
+  int64_t intermediate_size = 0;  // I
+  int64_t num_layers = 0;
+  int64_t num_heads = 0;     // H
+  int64_t num_kv_heads = 0;  // KV (H % KV == 0)
+  int64_t head_dim = 0;      // hd (even)
+  int64_t vocab_size = 0;    // V
+  double rms_norm_eps = 1e-5;
+  double rope_theta = 10000.0;
+  int64_t max_positions = 0;   // max_position_embeddings: positions must stay below it
+  int64_t image_token_id = -1;
+  int64_t image_seq_len = 0;   // S: image features per image (tile)
+  bool tie_word_embeddings = false;
+
+  int64_t group_size() const { return num_heads / num_kv_heads; }
+};
+
+// Weights of one decoder layer, named after the checkpoint keys
+// `model.text_model.layers.{i}.<name>.weight`; q/k/v and gate/up are fused at load time.
+struct TextLayerWeights {
+  at::Tensor input_layernorm;           // [D]
+  at::Tensor qkv_proj;                  // cat(self_attn.{q,k,v}_proj) [(H + 2 KV) hd, D]
+  at::Tensor o_proj;                    // self_attn.o_proj [D, H hd]
+  at::Tensor post_attention_layernorm;  // [D]
+  at::Tensor gate_up_proj;              // cat(mlp.gate_proj, mlp.up_proj) [2 I, D]
+  at::Tensor down_proj;                 // mlp.down_proj [D, I]
+};
+
+struct TextModelWeights {
+  at::Tensor embed_tokens;  // model.text_model.embed_tokens.weight [V, D]
+  std::vector<TextLayerWeights> layers;
+  at::Tensor norm;     // model.text_model.norm.weight [D]
+  at::Tensor lm_head;  // lm_head.weight [V, D]; the embed_tokens tensor itself when tied
+};
+
+// Per-sequence-batch key/value cache with all memory allocated up front: per layer
+// K (after RoPE) and V of shape [B, KV, capacity, hd], which keys are valid (the prompt's
+// attention mask, then every generated position), the next position id of each row, and the
+// scratch buffers of the fast decode path. Created by TextModel::NewCache.
+class KvCache {
+ public:
+  KvCache(KvCache&&) = default;
+  KvCache& operator=(KvCache&&) = default;
+
+  int64_t batch_size() const { return batch_; }
+  int64_t capacity() const { return capacity_; }
+  // Columns written so far (prompt length incl. left padding, plus decode steps).
+  int64_t length() const { return length_; }
+  // Position id the next token of `row` gets (= real tokens of that row so far).
+  int64_t next_position(int64_t row) const { return next_pos_[row]; }
+
+ private:
+  friend class TextModel;
+  KvCache() = default;
+
+  int64_t batch_ = 0;
+  int64_t capacity_ = 0;
+  int64_t length_ = 0;
+  std::vector<at::Tensor> keys_;    // per layer [B, KV, capacity, hd]
+  std::vector<at::Tensor> values_;  // per layer [B, KV, capacity, hd]
+  at::Tensor key_valid_;            // [B, capacity] bool
+  std::vector<int64_t> next_pos_;   // per row
+  // Fast-decode scratch (float32 models only).
+  at::Tensor x_, xn_, qkv_, q_, attn_, gate_up_, act_, scores_, logits_;
+};
+
+class TextModel {
+ public:
+  // Takes `model.text_model.*` and `lm_head.weight` (only embed_tokens when tied; an
+  // `lm_head.weight` present in a tied checkpoint is taken and ignored, as HF ties it) from
+  // `weights`, converted to options.dtype. Errors: INVALID_ARGUMENT for inconsistent config
+  // values or options, UNIMPLEMENTED for biases / activations other than silu, and the
+  // WeightStore's NOT_FOUND / INVALID_ARGUMENT for missing or mis-shaped tensors.
+  static absl::StatusOr<std::unique_ptr<TextModel>> Create(const model::ModelConfig& config,
+                                                           model::WeightStore& weights,
+                                                           const TextModelOptions& options = {});
+
+  const TextModelDims& dims() const { return dims_; }
+  const TextModelOptions& options() const { return options_; }
+  at::ScalarType dtype() const { return options_.dtype; }
+  const TextModelWeights& weights() const { return weights_; }
+
+  // A cache for `batch` rows and up to `capacity` columns (prompt incl. padding plus new
+  // tokens). INVALID_ARGUMENT when batch < 1, capacity < 1 or capacity > max_positions;
+  // RESOURCE_EXHAUSTED when the memory cannot be allocated.
+  absl::StatusOr<KvCache> NewCache(int64_t batch, int64_t capacity) const;
+
+  // Token embeddings [B, L, D] (model dtype) with image features merged: the j-th `<image>`
+  // token in row-major order receives image_hidden_states.view(-1, D)[j].
+  // `image_hidden_states`: [N, S, D] (any floating dtype; cast to the model dtype), or an
+  // undefined tensor when there are no images. INVALID_ARGUMENT when an id is out of range,
+  // a row's `<image>` count is not a multiple of S, or the total count != N * S.
+  absl::StatusOr<at::Tensor> EmbedInputs(const at::Tensor& input_ids,
+                                         const at::Tensor& image_hidden_states) const;
+
+  // Runs the prompt through the decoder, filling `cache` (which must be empty and have
+  // batch_size() == B and capacity >= L). `input_ids`: [B, L] integer; `attention_mask`:
+  // [B, L] of 0/1, each row left-padded (zeros then ones, at least one 1), or undefined for
+  // all ones. Returns the float32 logits of the last position, [B, V].
+  absl::StatusOr<at::Tensor> Prefill(const at::Tensor& input_ids,
+                                     const at::Tensor& attention_mask,
+                                     const at::Tensor& image_hidden_states, KvCache& cache) const;
+
+  // Appends one token per row (every row's new key is valid, as HF appends 1 to the mask)
+  // and returns the float32 logits for it, [B, V]. FAILED_PRECONDITION when the cache is
+  // empty or full; INVALID_ARGUMENT for a wrong count or an out-of-range id.
+  absl::StatusOr<at::Tensor> DecodeStep(absl::Span<const int64_t> token_ids,
+                                        KvCache& cache) const;
+
+ private:
+  TextModel() = default;
+
+  // Generic path (any dtype): runs `embeds` [B, L, D] at cache columns [length, length+L)
+  // with position ids `positions` [B, L]; returns the last position's float32 logits.
+  at::Tensor ForwardGeneric(const at::Tensor& embeds, const at::Tensor& positions,
+                            KvCache& cache) const;
+  // Fast float32 decode step (L = 1); token ids already validated.
+  at::Tensor DecodeFast(absl::Span<const int64_t> token_ids, KvCache& cache) const;
+
+  TextModelDims dims_;
+  TextModelOptions options_;
+  TextModelWeights weights_;
+  at::Tensor rope_cos_;  // [max_positions, hd / 2] float32: cos(p * inv_freq)
+  at::Tensor rope_sin_;  // [max_positions, hd / 2] float32
+};
+
+}  // namespace smolserve::decoder
+
+#endif  // SMOLSERVE_SERVICES_DECODER_CORE_TEXT_MODEL_H_
