@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
+#include "services/decoder/core/decode_kernels.h"
 
 namespace smolserve::decoder {
 namespace {
@@ -584,13 +585,10 @@ at::Tensor TextModel::DecodeFast(absl::Span<const int64_t> token_ids, KvCache& c
   const float* cos_table = rope_cos_.data_ptr<float>();
   const float* sin_table = rope_sin_.data_ptr<float>();
 
-  at::Tensor scores = c.scores_.narrow(0, 0, B * H * T).view({B * KV, G, T});
-  float* sc = scores.data_ptr<float>();
-  at::Tensor q3 = c.q_.view({B * KV, G, hd});
-  at::Tensor attn3 = c.attn_.view({B * KV, G, hd});
+  float* sc = c.scores_.data_ptr<float>();  // [B H, T] scratch
   const int64_t rows = B * H;
-  // Rows of the softmax handled per task: keep tiny steps on one thread.
-  const int64_t grain = std::max<int64_t>(1, 8192 / T);
+  // Heads per task: keep short contexts (little work per head) on one thread.
+  const int64_t grain = std::max<int64_t>(1, 16384 / (T * hd));
 
   for (int64_t l = 0; l < dims_.num_layers; ++l) {
     const TextLayerWeights& w = weights_.layers[l];
@@ -611,35 +609,15 @@ at::Tensor TextModel::DecodeFast(absl::Span<const int64_t> token_ids, KvCache& c
         std::memcpy(vc + slot, row + (H + KV + j) * hd, sizeof(float) * hd);
       }
     }
-    at::Tensor keys = c.keys_[l].narrow(2, 0, T).view({B * KV, T, hd});
-    at::bmm_out(scores, q3, keys.transpose(1, 2));
-    // softmax((q k) * scaling + mask) per row; masked keys get exactly 0 as with finfo.min.
+    float* attn = c.attn_.data_ptr<float>();
     at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        float* s = sc + r * T;
-        const bool* ok = valid + (r / H) * cap;
-        float mx = -std::numeric_limits<float>::infinity();
-        for (int64_t j = 0; j < T; ++j) {
-          if (ok[j]) {
-            s[j] *= scaling;
-            mx = std::max(mx, s[j]);
-          }
-        }
-        float sum = 0.0f;
-        for (int64_t j = 0; j < T; ++j) {
-          if (ok[j]) {
-            s[j] = std::exp(s[j] - mx);
-            sum += s[j];
-          } else {
-            s[j] = 0.0f;
-          }
-        }
-        const float inv = 1.0f / sum;
-        for (int64_t j = 0; j < T; ++j) s[j] *= inv;
+      for (int64_t r = r0; r < r1; ++r) {  // r = b * H + h; kv head h / G
+        const int64_t b = r / H, j = (r % H) / G;
+        const int64_t base = (b * KV + j) * cap * hd;
+        internal::AttendOneHead(q + r * hd, kc + base, vc + base, valid + b * cap, T, hd,
+                                scaling, sc + r * T, attn + r * hd);
       }
     });
-    at::Tensor values = c.values_[l].narrow(2, 0, T).view({B * KV, T, hd});
-    at::bmm_out(attn3, scores, values);
     AddLinear(c.x_, c.attn_, w.o_proj);
     RmsNormRows(x, w.post_attention_layernorm.data_ptr<float>(), xn, B, D, eps);
     Linear(c.gate_up_, c.xn_, w.gate_up_proj);

@@ -1,0 +1,91 @@
+#include "services/decoder/core/decode_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace smolserve::decoder::internal {
+namespace {
+
+// 8-lane float vectors (GCC vector extensions): AVX registers in the avx2 clone, pairs of
+// SSE registers in the default one. Unaligned, aliasing-safe loads and stores.
+typedef float V8 __attribute__((vector_size(32)));
+typedef float V8U __attribute__((vector_size(32), aligned(4), may_alias));
+
+inline __attribute__((always_inline)) V8 Load(const float* p) {
+  return *reinterpret_cast<const V8U*>(p);
+}
+inline __attribute__((always_inline)) void Store(float* p, V8 x) {
+  *reinterpret_cast<V8U*>(p) = x;
+}
+inline __attribute__((always_inline)) float Sum(V8 x) {
+  return ((x[0] + x[1]) + (x[2] + x[3])) + ((x[4] + x[5]) + (x[6] + x[7]));
+}
+
+}  // namespace
+
+__attribute__((target_clones("avx2", "default"))) void AttendOneHead(
+    const float* q, const float* k, const float* v, const bool* valid, int64_t T, int64_t hd,
+    float scale, float* scores, float* out) {
+  const int64_t hd8 = hd & ~int64_t{7};
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t t = 0; t < T; ++t) {
+    if (!valid[t]) continue;
+    const float* kt = k + t * hd;
+    V8 acc = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t d = 0; d < hd8; d += 8) acc += Load(q + d) * Load(kt + d);
+    float s = Sum(acc);
+    for (int64_t d = hd8; d < hd; ++d) s += q[d] * kt[d];
+    s *= scale;
+    scores[t] = s;
+    mx = std::max(mx, s);
+  }
+  float sum = 0.0f;
+  for (int64_t t = 0; t < T; ++t) {
+    if (valid[t]) {
+      const float e = std::exp(scores[t] - mx);
+      scores[t] = e;
+      sum += e;
+    } else {
+      scores[t] = 0.0f;
+    }
+  }
+  const float inv = 1.0f / sum;
+  std::fill(out, out + hd, 0.0f);
+  if (hd == 64) {  // every SmolVLM2 size: accumulators stay in registers
+    V8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+    for (int64_t t = 0; t < T; ++t) {
+      const float p = scores[t] * inv;
+      if (p == 0.0f) continue;
+      const V8 pv = {p, p, p, p, p, p, p, p};
+      const float* vt = v + t * 64;
+      a0 += pv * Load(vt);
+      a1 += pv * Load(vt + 8);
+      a2 += pv * Load(vt + 16);
+      a3 += pv * Load(vt + 24);
+      a4 += pv * Load(vt + 32);
+      a5 += pv * Load(vt + 40);
+      a6 += pv * Load(vt + 48);
+      a7 += pv * Load(vt + 56);
+    }
+    Store(out, a0);
+    Store(out + 8, a1);
+    Store(out + 16, a2);
+    Store(out + 24, a3);
+    Store(out + 32, a4);
+    Store(out + 40, a5);
+    Store(out + 48, a6);
+    Store(out + 56, a7);
+    return;
+  }
+  for (int64_t t = 0; t < T; ++t) {
+    const float p = scores[t] * inv;
+    if (p == 0.0f) continue;
+    const V8 pv = {p, p, p, p, p, p, p, p};
+    const float* vt = v + t * hd;
+    for (int64_t d = 0; d < hd8; d += 8) Store(out + d, Load(out + d) + pv * Load(vt + d));
+    for (int64_t d = hd8; d < hd; ++d) out[d] += p * vt[d];
+  }
+}
+
+}  // namespace smolserve::decoder::internal
