@@ -16,6 +16,7 @@
 #include "nlohmann/json.hpp"
 #include "services/preprocess/core/image/normalize.h"
 #include "services/preprocess/core/preprocessor.h"
+#include "tests/golden/golden_case.h"
 
 namespace smolserve::preprocess {
 namespace {
@@ -29,25 +30,6 @@ json ReadJson(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return json::parse(ss.str());
-}
-
-// The case's inputs as our request JSON.
-PrepareRequest CaseRequest(const json& c) {
-  json req;
-  if (c["processor_call"] == "processor_call") {
-    req["conversations"] = c["messages"];
-    req["processor"]["image_mode"] = "keep";  // PIL images handed to the processor
-  } else {
-    req["messages"] = c["messages"];
-  }
-  const json& over = c["image_processor_overrides"];
-  if (over.contains("do_image_splitting")) req["processor"]["do_image_splitting"] = over["do_image_splitting"];
-  const json& kw = c["processor_kwargs"];
-  if (kw.contains("size")) req["processor"]["size"] = kw["size"];
-  if (kw.contains("num_frames")) req["processor"]["video"]["num_frames"] = kw["num_frames"];
-  auto parsed = ParsePrepareRequest(req.dump());
-  EXPECT_TRUE(parsed.ok()) << parsed.status();
-  return parsed.ok() ? *parsed : PrepareRequest{};
 }
 
 class GoldenPreprocessing : public ::testing::TestWithParam<std::string> {
@@ -77,7 +59,7 @@ TEST_P(GoldenPreprocessing, MatchesTransformers) {
   const std::string name = GetParam();
   const std::string dir = std::string(kGolden) + "cases/" + name + "/";
   const json c = ReadJson(dir + "case.json");
-  auto batch_or = preprocessor_->Prepare(CaseRequest(c));
+  auto batch_or = preprocessor_->Prepare(golden::CaseRequest(c));
   ASSERT_TRUE(batch_or.ok()) << batch_or.status();
   const PreparedBatch& batch = *batch_or;
 
