@@ -205,6 +205,23 @@ TEST(Metrics, PrometheusScrapesTheStagesAndTheAutoscalingSeriesMove) {
     EXPECT_TRUE(all.count(name)) << name;
   }
 
+  // Every metric the Grafana dashboard queries is exported by a live stage.
+  FILE* pipe = popen("python3 deploy/tools/dashboard_metrics.py deploy/grafana/smolserve-dashboard.json "
+                     "--prefix smolserve:", "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string listed;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof(buf), pipe)) listed.append(buf, n);
+  ASSERT_EQ(pclose(pipe), 0) << listed;
+  std::istringstream names(listed);
+  int dashboard_metrics = 0;
+  for (std::string name; std::getline(names, name);) {
+    if (name.empty()) continue;
+    ++dashboard_metrics;
+    EXPECT_TRUE(all.count(name)) << "the dashboard queries " << name << ", which no stage exports";
+  }
+  EXPECT_GE(dashboard_metrics, 10);
+
   PrometheusServer prom;
   ASSERT_TRUE(prom.Start({vision.metrics_port(), decoder.metrics_port(), front.metrics_port()}));
   ASSERT_TRUE(prom.WaitFor("count(up{job=\"smolserve\"} == 1)", [](double v) { return v == 3; }, 30));

@@ -1,0 +1,160 @@
+{{/* The three stages, in the order the front calls them. */}}
+{{- define "smolserve.stages" -}}
+{{- list "preprocess" "vision" "decoder" | toJson -}}
+{{- end }}
+
+{{- define "smolserve.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* <release>-smolserve, or the release name when it already contains the chart name. */}}
+{{- define "smolserve.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Name of a stage's objects: dict "root" $ "stage" "vision" */}}
+{{- define "smolserve.stageName" -}}
+{{- printf "%s-%s" (include "smolserve.fullname" .root) .stage | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The headless Service of a stage (vision, decoder). */}}
+{{- define "smolserve.headlessName" -}}
+{{- printf "%s-%s-headless" (include "smolserve.fullname" .root) .stage | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "smolserve.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "smolserve.labels" -}}
+helm.sh/chart: {{ include "smolserve.chart" . }}
+{{ include "smolserve.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: smolserve
+{{- end }}
+
+{{- define "smolserve.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "smolserve.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* dict "root" $ "stage" "vision" */}}
+{{- define "smolserve.stageLabels" -}}
+{{ include "smolserve.labels" .root }}
+app.kubernetes.io/component: {{ .stage }}
+{{- end }}
+
+{{- define "smolserve.stageSelectorLabels" -}}
+{{ include "smolserve.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .stage }}
+{{- end }}
+
+{{- define "smolserve.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "smolserve.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Image of a stage: dict "root" $ "stage" "vision" */}}
+{{- define "smolserve.image" -}}
+{{- $v := index .root.Values .stage -}}
+{{- $repo := $v.image.repository | default (printf "%s-%s" .root.Values.image.repository .stage) -}}
+{{- $tag := $v.image.tag | default (printf "%s%s" (.root.Values.image.tag | default .root.Chart.AppVersion) .root.Values.image.tagSuffix) -}}
+{{- printf "%s:%s" $repo $tag -}}
+{{- end }}
+
+{{/* The model PVC's name. */}}
+{{- define "smolserve.modelClaim" -}}
+{{- .Values.model.pvc.existingClaim | default (printf "%s-models" (include "smolserve.fullname" .)) }}
+{{- end }}
+
+{{/* gRPC target of a stage for the front, balanced over pod IPs (headless Service + round_robin). */}}
+{{- define "smolserve.target" -}}
+{{- $v := index .root.Values .stage -}}
+{{- printf "dns:///%s.%s.svc.%s:%d" (include "smolserve.headlessName" .) .root.Release.Namespace .root.Values.clusterDomain (int $v.port) -}}
+{{- end }}
+
+{{/* terminationGracePeriodSeconds: explicit, or shutdown grace + preStop sleep + 15 s. */}}
+{{- define "smolserve.terminationGrace" -}}
+{{- $v := index .root.Values .stage -}}
+{{- if $v.terminationGracePeriodSeconds }}
+{{- $v.terminationGracePeriodSeconds | int }}
+{{- else }}
+{{- add (int $v.shutdownGraceSeconds) (int $v.preStopSleepSeconds) 15 }}
+{{- end }}
+{{- end }}
+
+{{/*
+The default download script: fills $HF_HOME/hub with $SMOLSERVE_MODEL (org/name[@revision])
+using huggingface_hub; nothing to do when the model is a folder that exists. Preprocess only
+needs the tokenizer, chat template and processor files.
+*/}}
+{{- define "smolserve.downloadScript" -}}
+{{- if .Values.model.initContainer.script }}
+{{- .Values.model.initContainer.script }}
+{{- else -}}
+set -eu
+case "$SMOLSERVE_MODEL" in
+  /*) if [ -d "$SMOLSERVE_MODEL" ]; then echo "model folder $SMOLSERVE_MODEL exists"; exit 0; fi
+      echo "model folder $SMOLSERVE_MODEL is missing" >&2; exit 1 ;;
+esac
+python3 -c 'import huggingface_hub' 2>/dev/null || \
+  pip install --no-cache-dir --quiet --target /tmp/pylib "huggingface_hub==${HF_HUB_PY_VERSION}"
+export PYTHONPATH=/tmp/pylib
+python3 - <<'PY'
+import os
+from huggingface_hub import snapshot_download
+repo, _, rev = os.environ["SMOLSERVE_MODEL"].partition("@")
+patterns = None
+if os.environ.get("SMOLSERVE_MODEL_FILES") == "tokenizer":
+    patterns = ["*.json", "*.txt", "*.jinja", "*.model", "tokenizer*"]
+path = snapshot_download(repo_id=repo, revision=rev or None, allow_patterns=patterns)
+print("model ready:", path)
+PY
+{{- end }}
+{{- end }}
+
+{{/* Environment of the download container: dict "root" $ "stage" "vision" */}}
+{{- define "smolserve.downloadEnv" -}}
+- name: HF_HUB_PY_VERSION
+  value: {{ .root.Values.model.initContainer.huggingfaceHubVersion | quote }}
+- name: SMOLSERVE_MODEL_FILES
+  value: {{ if eq .stage "preprocess" }}tokenizer{{ else }}all{{ end }}
+- name: HOME
+  value: /tmp
+{{- with .root.Values.model.initContainer.env }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Autoscaling signals of a stage (dict "root" $ "stage" "vision"), as a JSON list of
+{metric: <custom metric served by prometheus-adapter>, target: <per pod>, query: <PromQL summed
+over the stage's pods, for KEDA>}. The adapter rules are in files/prometheus-adapter-rules.yaml.
+*/}}
+{{- define "smolserve.scalingSignals" -}}
+{{- $v := index .root.Values .stage -}}
+{{- $sel := printf "namespace=%q,pod=~%q" .root.Release.Namespace (printf "%s-[a-z0-9]+-[a-z0-9]+" (include "smolserve.stageName" .)) -}}
+{{- $out := list -}}
+{{- if eq .stage "preprocess" -}}
+{{- $out = append $out (dict "metric" "smolserve_num_requests_running" "target" (toString $v.autoscaling.requestsRunningPerPod) "query" (printf "sum(smolserve:num_requests_running{%s})" $sel)) -}}
+{{- else if eq .stage "vision" -}}
+{{- $out = append $out (dict "metric" "smolserve_tiles_in_flight" "target" (toString $v.autoscaling.tilesInFlightPerPod) "query" (printf "sum(smolserve:tiles_in_flight{%s})" $sel)) -}}
+{{- $out = append $out (dict "metric" "smolserve_num_requests_waiting" "target" (toString $v.autoscaling.requestsWaitingPerPod) "query" (printf "sum(smolserve:num_requests_waiting{%s})" $sel)) -}}
+{{- else if eq .stage "decoder" -}}
+{{- $out = append $out (dict "metric" "smolserve_requests_in_system" "target" (toString $v.autoscaling.requestsInSystemPerPod) "query" (printf "sum(smolserve:num_requests_running{%s}) + sum(smolserve:num_requests_waiting{%s})" $sel $sel)) -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end }}
