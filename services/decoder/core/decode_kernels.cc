@@ -7,6 +7,9 @@
 namespace smolserve::decoder::internal {
 namespace {
 
+// The helpers below are always inlined, so the vector-return ABI note does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 // 8-lane float vectors (GCC vector extensions): AVX registers in the avx2 clone, pairs of
 // SSE registers in the default one. Unaligned, aliasing-safe loads and stores.
 typedef float V8 __attribute__((vector_size(32)));
@@ -22,7 +25,66 @@ inline __attribute__((always_inline)) float Sum(V8 x) {
   return ((x[0] + x[1]) + (x[2] + x[3])) + ((x[4] + x[5]) + (x[6] + x[7]));
 }
 
+// Rows [n0, n1) of y = x w^T for a compile-time number of vectors B <= 8.
+template <int B>
+inline __attribute__((always_inline)) void GemvRowsFixed(const float* w, int64_t n0, int64_t n1,
+                                                         int64_t K, const float* x, float* y,
+                                                         int64_t ldy, bool accumulate) {
+  // Two accumulators per vector for B <= 4 (add latency), one above (register pressure).
+  constexpr int A = B <= 4 ? 2 : 1;
+  const int64_t step = 8 * A;
+  const int64_t kv = K / step * step;
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* wr = w + n * K;
+    V8 acc[B][A];
+#pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) {
+#pragma GCC unroll 2
+      for (int i = 0; i < A; ++i) acc[b][i] = V8{0, 0, 0, 0, 0, 0, 0, 0};
+    }
+    for (int64_t k = 0; k < kv; k += step) {
+      V8 wv[A];
+#pragma GCC unroll 2
+      for (int i = 0; i < A; ++i) wv[i] = Load(wr + k + 8 * i);
+#pragma GCC unroll 8
+      for (int b = 0; b < B; ++b) {
+#pragma GCC unroll 2
+        for (int i = 0; i < A; ++i) acc[b][i] += wv[i] * Load(x + b * K + k + 8 * i);
+      }
+    }
+#pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) {
+      V8 t = acc[b][0];
+#pragma GCC unroll 2
+      for (int i = 1; i < A; ++i) t += acc[b][i];
+      float s = Sum(t);
+      for (int64_t k = kv; k < K; ++k) s += wr[k] * x[b * K + k];
+      float& out = y[b * ldy + n];
+      out = accumulate ? out + s : s;
+    }
+  }
+}
+
 }  // namespace
+
+__attribute__((target_clones("avx2", "default"))) void GemvRows(
+    const float* w, int64_t n0, int64_t n1, int64_t K, const float* x, int64_t B, float* y,
+    int64_t ldy, bool accumulate) {
+  for (int64_t b0 = 0; b0 < B; b0 += 8) {
+    const float* xb = x + b0 * K;
+    float* yb = y + b0 * ldy;
+    switch (std::min<int64_t>(8, B - b0)) {
+      case 1: GemvRowsFixed<1>(w, n0, n1, K, xb, yb, ldy, accumulate); break;
+      case 2: GemvRowsFixed<2>(w, n0, n1, K, xb, yb, ldy, accumulate); break;
+      case 3: GemvRowsFixed<3>(w, n0, n1, K, xb, yb, ldy, accumulate); break;
+      case 4: GemvRowsFixed<4>(w, n0, n1, K, xb, yb, ldy, accumulate); break;
+      case 5: GemvRowsFixed<5>(w, n0, n1, K, xb, yb, ldy, accumulate); break;
+      case 6: GemvRowsFixed<6>(w, n0, n1, K, xb, yb, ldy, accumulate); break;
+      case 7: GemvRowsFixed<7>(w, n0, n1, K, xb, yb, ldy, accumulate); break;
+      default: GemvRowsFixed<8>(w, n0, n1, K, xb, yb, ldy, accumulate); break;
+    }
+  }
+}
 
 __attribute__((target_clones("avx2", "default"))) void AttendOneHead(
     const float* q, const float* k, const float* v, const bool* valid, int64_t T, int64_t hd,

@@ -14,6 +14,13 @@ namespace smolserve::decoder::internal {
 void AttendOneHead(const float* q, const float* k, const float* v, const bool* valid,
                    int64_t T, int64_t hd, float scale, float* scores, float* out);
 
+// Small-batch matrix-vector products: for rows n in [n0, n1) and b < B,
+//   y[b * ldy + n] (=, or += when accumulate) dot(w[n * K .. n * K + K), x[b * K ..)).
+// Reads each weight row once for up to 8 vectors (OpenBLAS' GEMM is slow for 2..8 rows);
+// B > 8 is processed in groups of 8. Compiled for AVX2 and for the baseline ISA.
+void GemvRows(const float* w, int64_t n0, int64_t n1, int64_t K, const float* x, int64_t B,
+              float* y, int64_t ldy, bool accumulate);
+
 }  // namespace smolserve::decoder::internal
 
 #endif  // SMOLSERVE_SERVICES_DECODER_CORE_DECODE_KERNELS_H_

@@ -3,7 +3,7 @@
 //
 //   bazel build //services/decoder/core:decoder_bench &&
 //   bazel-bin/services/decoder/core/decoder_bench [--prompt=874] [--decode=64]
-//       [--threads=2] [--repeats=3] [--dtype=f32|bf16] [--batch=1]
+//       [--threads=2] [--repeats=3] [--dtype=f32|bf16] [--batch=1] [--chunk=256]
 //
 // Prints one JSON object: prefill tokens/s for the prompt (one forward pass, KV cache filled)
 // and decode tokens/s for `decode` greedy steps after it (per row), as the median of `repeats`
@@ -40,7 +40,8 @@ double Median(std::vector<double> v) {
 int Run(int argc, char** argv) {
   std::map<std::string, std::string> flags = {{"prompt", "874"}, {"decode", "64"},
                                               {"threads", "2"},  {"repeats", "3"},
-                                              {"dtype", "f32"},  {"batch", "1"}};
+                                              {"dtype", "f32"},  {"batch", "1"},
+                                              {"chunk", "256"}};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     const size_t eq = a.find('=');
@@ -103,6 +104,7 @@ int Run(int argc, char** argv) {
   auto store = model::WeightStore::FromTensors(std::move(w));
   TextModelOptions options;
   options.dtype = bf16 ? at::kBFloat16 : at::kFloat;
+  options.prefill_query_chunk = std::max<int64_t>(1, std::atoll(flags["chunk"].c_str()));
   auto created = TextModel::Create(config, *store, options);
   if (!created.ok()) {
     std::fprintf(stderr, "%s\n", created.status().ToString().c_str());

@@ -40,9 +40,10 @@ namespace smolserve::decoder {
 struct TextModelOptions {
   // Compute (and weight) dtype: at::kFloat or at::kBFloat16. Checkpoint weights are converted.
   at::ScalarType dtype = at::kFloat;
-  // float32 only: decode steps use fused kernels (gemv into preallocated buffers, hand-written
-  // RMSNorm / RoPE / softmax / SiLU loops). false = the generic ATen path used for prefill and
-  // for bf16 (tests compare the two).
+  // float32 only: decode steps use the fast path (gemv / small GEMMs into preallocated
+  // buffers with the residual fused, hand-written RMSNorm / RoPE / SiLU loops and a vectorised
+  // per-head attention kernel over the cache). false = the generic ATen path used for prefill
+  // and for bf16 (tests compare the two).
   bool fast_decode = true;
   // Prefill computes attention for this many queries at a time (bounds the scores buffer to
   // heads x chunk x keys). Must be >= 1.

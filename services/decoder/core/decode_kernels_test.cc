@@ -1,0 +1,64 @@
+#include "services/decoder/core/decode_kernels.h"
+
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+namespace smolserve::decoder::internal {
+namespace {
+
+TEST(GemvRowsTest, MatchesMatmulForEveryBatchSizeAndRemainder) {
+  at::manual_seed(3);
+  for (int64_t K : {8, 37, 64, 576}) {
+    for (int64_t B = 1; B <= 11; ++B) {
+      const int64_t N = 29;
+      at::Tensor w = at::randn({N, K});
+      at::Tensor x = at::randn({B, K});
+      at::Tensor y0 = at::randn({B, N});
+      const at::Tensor expect_set = at::mm(x, w.t());
+      at::Tensor y = y0.clone();
+      // Two row ranges, as parallel_for would split them.
+      GemvRows(w.data_ptr<float>(), 0, 11, K, x.data_ptr<float>(), B, y.data_ptr<float>(), N,
+               false);
+      GemvRows(w.data_ptr<float>(), 11, N, K, x.data_ptr<float>(), B, y.data_ptr<float>(), N,
+               false);
+      EXPECT_TRUE(at::allclose(y, expect_set, 1e-5, 1e-4)) << "K=" << K << " B=" << B;
+      y = y0.clone();
+      GemvRows(w.data_ptr<float>(), 0, N, K, x.data_ptr<float>(), B, y.data_ptr<float>(), N,
+               true);
+      EXPECT_TRUE(at::allclose(y, y0 + expect_set, 1e-5, 1e-4)) << "K=" << K << " B=" << B;
+    }
+  }
+}
+
+TEST(AttendOneHeadTest, MatchesMaskedSoftmaxAttention) {
+  at::manual_seed(4);
+  for (int64_t hd : {8, 12, 64}) {
+    const int64_t T = 45;
+    at::Tensor q = at::randn({hd});
+    at::Tensor k = at::randn({T, hd});
+    at::Tensor v = at::randn({T, hd});
+    std::vector<char> valid(T, 1);
+    for (int64_t t = 0; t < 7; ++t) valid[t] = 0;  // left padding
+    valid[20] = 0;
+    const float scale = 0.3f;
+    at::Tensor mask = at::zeros({T});
+    for (int64_t t = 0; t < T; ++t) {
+      if (!valid[t]) mask[t] = std::numeric_limits<float>::lowest();
+    }
+    const at::Tensor probs = at::softmax(at::mv(k, q) * scale + mask, 0);
+    const at::Tensor expect = at::mv(v.t(), probs);
+    std::vector<float> scores(T);
+    at::Tensor out = at::empty({hd});
+    AttendOneHead(q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(),
+                  reinterpret_cast<const bool*>(valid.data()), T, hd, scale, scores.data(),
+                  out.data_ptr<float>());
+    EXPECT_TRUE(at::allclose(out, expect, 1e-5, 1e-5)) << "hd=" << hd;
+    EXPECT_EQ(scores[3], 0.0f);
+    EXPECT_EQ(scores[20], 0.0f);
+  }
+}
+
+}  // namespace
+}  // namespace smolserve::decoder::internal
