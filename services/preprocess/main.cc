@@ -1,7 +1,6 @@
 // The preprocess stage: the public front. Decodes media, renders the prompt, and
 // orchestrates the vision and decoder stages.
-#include <cstdio>
-#include <fstream>
+#include <chrono>
 
 extern "C" {
 #include <libavutil/log.h>
@@ -9,9 +8,8 @@ extern "C" {
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/strings/str_cat.h"
 #include "common/grpc/server_runner.h"
-#include "common/metrics/stage_metrics.h"
+#include "common/grpc/stage_runtime.h"
 #include "common/model/config.h"
 #include "services/preprocess/server/front_service.h"
 
@@ -36,16 +34,13 @@ ABSL_FLAG(int, max_message_mb, 256, "Largest gRPC message, MiB.");
 ABSL_FLAG(int, shutdown_grace_s, 30, "Seconds in-flight requests get after SIGTERM.");
 
 using namespace smolserve;  // NOLINT
+using grpc_util::ExitWithError;
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   av_log_set_level(AV_LOG_ERROR);
-  auto fail = [](const absl::Status& s) {
-    std::fprintf(stderr, "error: %s\n", s.ToString().c_str());
-    return 1;
-  };
   auto model_dir = model::ResolveModelDir(absl::GetFlag(FLAGS_model));
-  if (!model_dir.ok()) return fail(model_dir.status());
+  if (!model_dir.ok()) return ExitWithError(model_dir.status(), 2);
 
   preprocess::PreprocessorOptions pre;
   pre.model_dir = *model_dir;
@@ -57,7 +52,19 @@ int main(int argc, char** argv) {
   pre.limits.max_video_sampled_frames = absl::GetFlag(FLAGS_max_video_frames);
   pre.limits.max_prompt_tokens = absl::GetFlag(FLAGS_max_prompt_tokens);
   auto preprocessor = preprocess::Preprocessor::Create(pre);
-  if (!preprocessor.ok()) return fail(preprocessor.status());
+  if (!preprocessor.ok()) return ExitWithError(preprocessor.status());
+
+  grpc_util::StageRuntimeOptions rt_options;
+  rt_options.name = "preprocess";
+  rt_options.stage = metrics::Stage::kPreprocess;
+  rt_options.server.host = absl::GetFlag(FLAGS_host);
+  rt_options.server.port = absl::GetFlag(FLAGS_port);
+  rt_options.server.max_message_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
+  rt_options.server.shutdown_grace = std::chrono::seconds(absl::GetFlag(FLAGS_shutdown_grace_s));
+  rt_options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  rt_options.port_file = absl::GetFlag(FLAGS_port_file);
+  auto runtime = grpc_util::StageRuntime::Create(rt_options);
+  if (!runtime.ok()) return ExitWithError(runtime.status());
 
   preprocess::FrontServiceOptions options;
   options.workers = absl::GetFlag(FLAGS_workers);
@@ -65,29 +72,13 @@ int main(int argc, char** argv) {
   options.media.allow_paths = !absl::GetFlag(FLAGS_media_root).empty();
   options.media.allowed_root = absl::GetFlag(FLAGS_media_root);
   options.media.base_dir = absl::GetFlag(FLAGS_media_root).empty() ? "." : absl::GetFlag(FLAGS_media_root);
-  const int max_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
-  auto metrics_server = metrics::MetricsServer::Start(
-      absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_metrics_port)));
-  if (!metrics_server.ok()) return fail(metrics_server.status());
-  metrics::StageMetrics stage_metrics(metrics::Stage::kPreprocess, (*metrics_server)->registry());
+  const int max_bytes = rt_options.server.max_message_bytes;
   preprocess::FrontService service(options, *std::move(preprocessor),
                                    grpc_util::MakeChannel(absl::GetFlag(FLAGS_vision_target), max_bytes),
                                    grpc_util::MakeChannel(absl::GetFlag(FLAGS_decoder_target), max_bytes),
-                                   &stage_metrics);
-
-  grpc_util::ServerOptions server_options;
-  server_options.host = absl::GetFlag(FLAGS_host);
-  server_options.port = absl::GetFlag(FLAGS_port);
-  server_options.max_message_bytes = max_bytes;
-  server_options.shutdown_grace = std::chrono::seconds(absl::GetFlag(FLAGS_shutdown_grace_s));
-  auto server = grpc_util::ServerRunner::Start(server_options, {&service});
-  if (!server.ok()) return fail(server.status());
-  (*server)->SetServing(true);
-  std::fprintf(stderr, "{\"stage\":\"preprocess\",\"event\":\"serving\",\"port\":%d}\n", (*server)->port());
-  if (!absl::GetFlag(FLAGS_port_file).empty()) {
-    std::ofstream(absl::GetFlag(FLAGS_port_file)) << (*server)->port() << "\n";
-    std::ofstream(absl::GetFlag(FLAGS_port_file) + ".metrics") << (*metrics_server)->port() << "\n";
-  }
-  (*server)->WaitForShutdownSignal([&] { service.Shutdown(); });
+                                   &(*runtime)->metrics());
+  if (auto s = (*runtime)->Serve({&service}); !s.ok()) return ExitWithError(s);
+  (*runtime)->SetServing(0);
+  (*runtime)->Wait([&] { service.Shutdown(); });
   return 0;
 }
