@@ -44,6 +44,10 @@ if [ -z "$MODEL" ]; then
 TXT
 fi
 
+# Three LibTorch processes share these cores: OpenMP threads that spin after their work
+# would steal the CPU the next stage needs, so they sleep instead.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+
 RUN_DIR="$(mktemp -d)"
 PIDS=()
 cleanup() {
