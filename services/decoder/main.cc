@@ -7,6 +7,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "common/grpc/stage_runtime.h"
+#include "common/runtime/malloc_tuning.h"
 #include "common/model/config.h"
 #include "common/model/weights.h"
 #include "common/runtime/cpu_quota.h"
@@ -30,6 +31,7 @@ using namespace smolserve;  // NOLINT
 using grpc_util::ExitWithError;
 
 int main(int argc, char** argv) {
+  TuneMallocForTensors();
   absl::ParseCommandLine(argc, argv);
   const int threads = absl::GetFlag(FLAGS_threads) > 0 ? absl::GetFlag(FLAGS_threads) : AvailableCpus();
   at::set_num_threads(threads);

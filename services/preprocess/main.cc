@@ -10,6 +10,7 @@ extern "C" {
 #include "absl/flags/parse.h"
 #include "common/grpc/server_runner.h"
 #include "common/grpc/stage_runtime.h"
+#include "common/runtime/malloc_tuning.h"
 #include "common/model/config.h"
 #include "services/preprocess/server/front_service.h"
 
@@ -37,6 +38,7 @@ using namespace smolserve;  // NOLINT
 using grpc_util::ExitWithError;
 
 int main(int argc, char** argv) {
+  TuneMallocForTensors();
   absl::ParseCommandLine(argc, argv);
   av_log_set_level(AV_LOG_ERROR);
   auto model_dir = model::ResolveModelDir(absl::GetFlag(FLAGS_model));

@@ -23,6 +23,7 @@
 #include "tools/smolvlm/local_pipeline.h"
 #include "tools/smolvlm/make_model.h"
 #include "common/runtime/cpu_quota.h"
+#include "common/runtime/malloc_tuning.h"
 #include "common/safetensors/torch_tensors.h"
 #include <ATen/Parallel.h>
 extern "C" {
@@ -374,6 +375,7 @@ int BenchLocal() {
 }  // namespace smolserve::cli
 
 int main(int argc, char** argv) {
+  smolserve::TuneMallocForTensors();
   absl::SetProgramUsageMessage(smolserve::cli::kUsage);
   // Accept --dump-dir as well as --dump_dir: dashes in flag names become underscores.
   std::vector<std::string> normalized(argv, argv + argc);
