@@ -65,12 +65,6 @@ void ServerRunner::WaitForShutdownSignal(const std::function<void()>& on_stop) {
   server_->Wait();
 }
 
-void ServerRunner::Stop() {
-  g_stop = true;
-  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
-  server_->Wait();
-}
-
 std::shared_ptr<::grpc::Channel> MakeChannel(const std::string& target, int max_message_bytes) {
   ::grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(max_message_bytes);

@@ -32,11 +32,9 @@ class ServerRunner {
   int port() const { return port_; }
   // Flips the overall health status and every registered service's.
   void SetServing(bool serving);
-  // Blocks until SIGTERM/SIGINT (or Stop()), then stops accepting new calls and waits up
+  // Blocks until SIGTERM/SIGINT, then stops accepting new calls and waits up
   // to the grace period for calls in flight. `on_stop` runs first (e.g. drain executors).
   void WaitForShutdownSignal(const std::function<void()>& on_stop = {});
-  // Shuts down now (tests).
-  void Stop();
 
  private:
   std::unique_ptr<::grpc::Server> server_;

@@ -36,8 +36,6 @@ class StageRuntime {
   // Blocks until SIGTERM/SIGINT, then shuts down gracefully (`on_stop` drains the service).
   void Wait(const std::function<void()>& on_stop);
 
-  int port() const { return server_ ? server_->port() : 0; }
-
  private:
   StageRuntimeOptions options_;
   std::unique_ptr<metrics::MetricsServer> metrics_server_;
