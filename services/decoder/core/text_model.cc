@@ -268,9 +268,11 @@ absl::StatusOr<KvCache> TextModel::NewCache(int64_t batch, int64_t capacity) con
     const int64_t KV = dims_.num_kv_heads, hd = dims_.head_dim, H = dims_.num_heads;
     c.keys_.reserve(dims_.num_layers);
     c.values_.reserve(dims_.num_layers);
+    // Zeroed, not empty: positions that are never written (left padding) are still read by
+    // the decode kernels with weight 0, and 0 * uninitialised memory can be NaN.
     for (int64_t l = 0; l < dims_.num_layers; ++l) {
-      c.keys_.push_back(at::empty({batch, KV, capacity, hd}, opts));
-      c.values_.push_back(at::empty({batch, KV, capacity, hd}, opts));
+      c.keys_.push_back(at::zeros({batch, KV, capacity, hd}, opts));
+      c.values_.push_back(at::zeros({batch, KV, capacity, hd}, opts));
     }
     c.key_valid_ = at::zeros({batch, capacity}, at::TensorOptions().dtype(at::kBool));
     c.next_pos_.assign(batch, 0);
@@ -284,7 +286,7 @@ absl::StatusOr<KvCache> TextModel::NewCache(int64_t batch, int64_t capacity) con
       c.attn_ = at::empty({batch, H * hd}, f);
       c.gate_up_ = at::empty({batch, 2 * I}, f);
       c.act_ = at::empty({batch, I}, f);
-      c.scores_ = at::empty({batch * H * capacity}, f);
+      c.scores_ = at::zeros({batch * H * capacity}, f);
       c.logits_ = at::empty({batch, dims_.vocab_size}, f);
     }
     return c;
