@@ -20,7 +20,10 @@ ABSL_FLAG(std::string, port_file, "", "Write the ports actually bound to this fi
 ABSL_FLAG(std::string, model, "", "Model folder or org/name[@revision] in the local HF cache.");
 ABSL_FLAG(int, threads, 0, "LibTorch intra-op threads (0: the CPU quota of this process).");
 ABSL_FLAG(std::string, dtype, "f32", "f32 or bf16.");
-ABSL_FLAG(int, max_queue, 16, "Requests that may wait beyond the running one; more get RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, max_queue, 64, "Requests that may wait for a running slot or KV budget; more get RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, max_running, 16, "Sequences decoded together (continuous batching).");
+ABSL_FLAG(int64_t, prefill_chunk_tokens, 256, "Prompt tokens prefilled between two decode steps of the running batch.");
+ABSL_FLAG(int64_t, kv_cache_budget_mb, 2048, "KV cache memory of all running sequences, MiB; a request that alone needs more gets RESOURCE_EXHAUSTED, others wait.");
 ABSL_FLAG(int64_t, default_max_new_tokens, 256, "New tokens when the request and generation_config.json say nothing.");
 ABSL_FLAG(int64_t, max_new_tokens_limit, 4096, "Largest max_new_tokens accepted.");
 ABSL_FLAG(int64_t, max_prompt_tokens, 8192, "Longest prompt accepted, tokens.");
@@ -57,6 +60,9 @@ int main(int argc, char** argv) {
   decoder::DecoderServiceOptions options;
   options.max_queue = absl::GetFlag(FLAGS_max_queue);
   options.threads = threads;
+  options.max_running = absl::GetFlag(FLAGS_max_running);
+  options.prefill_chunk_tokens = absl::GetFlag(FLAGS_prefill_chunk_tokens);
+  options.kv_cache_budget_bytes = absl::GetFlag(FLAGS_kv_cache_budget_mb) << 20;
   options.default_max_new_tokens = absl::GetFlag(FLAGS_default_max_new_tokens);
   options.max_new_tokens_limit = absl::GetFlag(FLAGS_max_new_tokens_limit);
   options.max_prompt_tokens = absl::GetFlag(FLAGS_max_prompt_tokens);
@@ -85,7 +91,7 @@ int main(int argc, char** argv) {
     return ExitWithError(gen.status());
   }
   weights->reset();
-  service.SetModel(std::move(dm));
+  if (auto s = service.SetModel(std::move(dm)); !s.ok()) return ExitWithError(s);
   (*runtime)->SetServing(
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   (*runtime)->Wait([&] { service.Shutdown(); });

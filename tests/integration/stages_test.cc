@@ -189,8 +189,10 @@ TEST(StageFailures, VisionDownIsUnavailableAndARestartedVisionIsUsedAgain) {
   StageProcess decoder("decoder", kDecoder, {kModel, "--threads=1"});
   ASSERT_TRUE(vision.Start());
   ASSERT_TRUE(decoder.Start());
+  // No media cache: every request with the image must reach the vision stage.
   StageProcess front("front", kFront, {kModel, "--vision_target=" + vision.address(),
-                                       "--decoder_target=" + decoder.address()});
+                                       "--decoder_target=" + decoder.address(),
+                                       "--media_cache_bytes=0"});
   ASSERT_TRUE(front.Start());
   v1::ChatRequest image = GreedyRequest(ImageMessages("media/baboon.jpg"), 4);
   image.mutable_processor()->set_do_image_splitting(false);
@@ -224,7 +226,7 @@ TEST(StageFailures, TwoVisionReplicasBothReceiveWork) {
   ASSERT_TRUE(decoder.Start());
   StageProcess front("front", kFront,
                      {kModel, "--vision_target=ipv4:" + v1p.address() + "," + v2p.address(),
-                      "--decoder_target=" + decoder.address()});
+                      "--decoder_target=" + decoder.address(), "--media_cache_bytes=0"});
   ASSERT_TRUE(front.Start());
   v1::ChatRequest image = GreedyRequest(ImageMessages("media/baboon.jpg"), 2);
   image.mutable_processor()->set_do_image_splitting(false);
@@ -236,7 +238,8 @@ TEST(StageFailures, TwoVisionReplicasBothReceiveWork) {
 
 TEST(StageFailures, CancelStopsGenerationAndFreesTheDecoder) {
   StageProcess vision("vision", kVision, {kModel, "--threads=1"});
-  StageProcess decoder("decoder", kDecoder, {kModel, "--threads=1", "--max_queue=0"});
+  StageProcess decoder("decoder", kDecoder,
+                       {kModel, "--threads=1", "--max_running=1", "--max_queue=0"});
   ASSERT_TRUE(vision.Start());
   ASSERT_TRUE(decoder.Start());
   StageProcess front("front", kFront, {kModel, "--vision_target=" + vision.address(),
@@ -263,8 +266,8 @@ TEST(StageFailures, CancelStopsGenerationAndFreesTheDecoder) {
 
 TEST(StageFailures, FullQueuesAnswerResourceExhausted) {
   StageProcess vision("vision", kVision, {kModel, "--threads=1"});
-  StageProcess decoder("decoder", kDecoder, {kModel, "--threads=1", "--max_queue=0",
-                                           "--max_new_tokens_limit=8000"});
+  StageProcess decoder("decoder", kDecoder, {kModel, "--threads=1", "--max_running=1",
+                                           "--max_queue=0", "--max_new_tokens_limit=8000"});
   ASSERT_TRUE(vision.Start());
   ASSERT_TRUE(decoder.Start());
   // Front: two workers, so a second request gets to the busy decoder.
@@ -284,6 +287,33 @@ TEST(StageFailures, FullQueuesAnswerResourceExhausted) {
       << at_decoder.status.error_message();
   EXPECT_NE(at_decoder.status.error_message().find("decoder"), std::string::npos);
   busy.join();
+}
+
+TEST(StageFailures, KvBudgetRefusesWhatCanNeverFitAndServesTheRest) {
+  StageProcess vision("vision", kVision, {kModel, "--threads=1"});
+  // 1 MiB of KV cache: a short text request fits, 7000 new tokens never can.
+  StageProcess decoder("decoder", kDecoder, {kModel, "--threads=1", "--kv_cache_budget_mb=1",
+                                           "--max_new_tokens_limit=8000"});
+  ASSERT_TRUE(vision.Start());
+  ASSERT_TRUE(decoder.Start());
+  StageProcess front("front", kFront, {kModel, "--vision_target=" + vision.address(),
+                                       "--decoder_target=" + decoder.address(), "--workers=4"});
+  ASSERT_TRUE(front.Start());
+  ChatRun big = Chat(front.address(), GreedyRequest(TextMessages("Long story"), 7000));
+  EXPECT_EQ(big.status.error_code(), ::grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << big.status.error_message();
+  EXPECT_NE(big.status.error_message().find("KV cache"), std::string::npos)
+      << big.status.error_message();
+  // Four small ones at once share (and wait for) the budget; all succeed.
+  std::vector<std::thread> clients;
+  std::vector<ChatRun> runs(4);
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([&, i] {
+      runs[i] = Chat(front.address(), GreedyRequest(TextMessages("Hi " + std::to_string(i)), 40));
+    });
+  }
+  for (auto& c : clients) c.join();
+  for (const ChatRun& r : runs) EXPECT_TRUE(r.status.ok()) << r.status.error_message();
 }
 
 TEST(StageFailures, SigtermFinishesInFlightWork) {

@@ -25,19 +25,21 @@ inline __attribute__((always_inline)) float Sum(V8 x) {
   return ((x[0] + x[1]) + (x[2] + x[3])) + ((x[4] + x[5]) + (x[6] + x[7]));
 }
 
-// Rows [n0, n1) of y = x w^T for a compile-time number of vectors B <= 8.
+// Rows [n0, n1) of y = x w^T for a compile-time number of vectors B <= 4. Every vector is
+// accumulated the same way whatever B is (two 8-lane accumulators over k in steps of 16, then
+// the same reduction and tail), so a vector's result does not depend on which other vectors
+// share the call.
 template <int B>
 inline __attribute__((always_inline)) void GemvRowsFixed(const float* w, int64_t n0, int64_t n1,
                                                          int64_t K, const float* x, float* y,
                                                          int64_t ldy, bool accumulate) {
-  // Two accumulators per vector for B <= 4 (add latency), one above (register pressure).
-  constexpr int A = B <= 4 ? 2 : 1;
-  const int64_t step = 8 * A;
+  constexpr int A = 2;
+  constexpr int64_t step = 8 * A;
   const int64_t kv = K / step * step;
   for (int64_t n = n0; n < n1; ++n) {
     const float* wr = w + n * K;
     V8 acc[B][A];
-#pragma GCC unroll 8
+#pragma GCC unroll 4
     for (int b = 0; b < B; ++b) {
 #pragma GCC unroll 2
       for (int i = 0; i < A; ++i) acc[b][i] = V8{0, 0, 0, 0, 0, 0, 0, 0};
@@ -46,18 +48,16 @@ inline __attribute__((always_inline)) void GemvRowsFixed(const float* w, int64_t
       V8 wv[A];
 #pragma GCC unroll 2
       for (int i = 0; i < A; ++i) wv[i] = Load(wr + k + 8 * i);
-#pragma GCC unroll 8
+#pragma GCC unroll 4
       for (int b = 0; b < B; ++b) {
 #pragma GCC unroll 2
         for (int i = 0; i < A; ++i) acc[b][i] += wv[i] * Load(x + b * K + k + 8 * i);
       }
     }
-#pragma GCC unroll 8
+#pragma GCC unroll 4
     for (int b = 0; b < B; ++b) {
-      V8 t = acc[b][0];
-#pragma GCC unroll 2
-      for (int i = 1; i < A; ++i) t += acc[b][i];
-      float s = Sum(t);
+      const float s0 = Sum(acc[b][0] + acc[b][1]);
+      float s = s0;
       for (int64_t k = kv; k < K; ++k) s += wr[k] * x[b * K + k];
       float& out = y[b * ldy + n];
       out = accumulate ? out + s : s;
@@ -65,24 +65,108 @@ inline __attribute__((always_inline)) void GemvRowsFixed(const float* w, int64_t
   }
 }
 
-}  // namespace
-
-__attribute__((target_clones("avx2", "default"))) void GemvRows(
+__attribute__((target_clones("avx2", "default"))) void GemvRowsV8(
     const float* w, int64_t n0, int64_t n1, int64_t K, const float* x, int64_t B, float* y,
     int64_t ldy, bool accumulate) {
-  for (int64_t b0 = 0; b0 < B; b0 += 8) {
-    const float* xb = x + b0 * K;
-    float* yb = y + b0 * ldy;
-    switch (std::min<int64_t>(8, B - b0)) {
-      case 1: GemvRowsFixed<1>(w, n0, n1, K, xb, yb, ldy, accumulate); break;
-      case 2: GemvRowsFixed<2>(w, n0, n1, K, xb, yb, ldy, accumulate); break;
-      case 3: GemvRowsFixed<3>(w, n0, n1, K, xb, yb, ldy, accumulate); break;
-      case 4: GemvRowsFixed<4>(w, n0, n1, K, xb, yb, ldy, accumulate); break;
-      case 5: GemvRowsFixed<5>(w, n0, n1, K, xb, yb, ldy, accumulate); break;
-      case 6: GemvRowsFixed<6>(w, n0, n1, K, xb, yb, ldy, accumulate); break;
-      case 7: GemvRowsFixed<7>(w, n0, n1, K, xb, yb, ldy, accumulate); break;
-      default: GemvRowsFixed<8>(w, n0, n1, K, xb, yb, ldy, accumulate); break;
+  // Blocks of weight rows stay in cache while every group of 4 vectors passes over them.
+  constexpr int64_t kBlock = 16;
+  for (int64_t nb = n0; nb < n1; nb += kBlock) {
+    const int64_t ne = std::min(n1, nb + kBlock);
+    for (int64_t b0 = 0; b0 < B; b0 += 4) {
+      const float* xb = x + b0 * K;
+      float* yb = y + b0 * ldy;
+      switch (std::min<int64_t>(4, B - b0)) {
+        case 1: GemvRowsFixed<1>(w, nb, ne, K, xb, yb, ldy, accumulate); break;
+        case 2: GemvRowsFixed<2>(w, nb, ne, K, xb, yb, ldy, accumulate); break;
+        case 3: GemvRowsFixed<3>(w, nb, ne, K, xb, yb, ldy, accumulate); break;
+        default: GemvRowsFixed<4>(w, nb, ne, K, xb, yb, ldy, accumulate); break;
+      }
     }
+  }
+}
+
+// ---- AVX-512: register tiles of R weight rows x B vectors, one 16-lane accumulator each
+// (k in steps of 16, then a fixed reduction tree and the same scalar tail), so every
+// (row, vector) result is computed identically whatever R and B are. ----
+typedef float V16 __attribute__((vector_size(64)));
+typedef float V16U __attribute__((vector_size(64), aligned(4), may_alias));
+
+template <int R, int B>
+inline __attribute__((always_inline)) void Tile16(const float* w, int64_t n, int64_t K,
+                                                  const float* x, float* y, int64_t ldy,
+                                                  bool accumulate) {
+  const int64_t kv = K / 16 * 16;
+  V16 acc[R][B];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int b = 0; b < B; ++b) acc[r][b] = V16{};
+  }
+  for (int64_t k = 0; k < kv; k += 16) {
+    V16 wv[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) wv[r] = *reinterpret_cast<const V16U*>(w + (n + r) * K + k);
+#pragma GCC unroll 4
+    for (int b = 0; b < B; ++b) {
+      const V16 xv = *reinterpret_cast<const V16U*>(x + b * K + k);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) acc[r][b] += wv[r] * xv;
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int b = 0; b < B; ++b) {
+      const V16 a = acc[r][b];
+      const V8 h = V8{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]} +
+                   V8{a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]};
+      float s = Sum(h);
+      const float* wr = w + (n + r) * K;
+      for (int64_t k = kv; k < K; ++k) s += wr[k] * x[b * K + k];
+      float& out = y[b * ldy + n + r];
+      out = accumulate ? out + s : s;
+    }
+  }
+}
+
+template <int B>
+inline __attribute__((always_inline)) void Rows16(const float* w, int64_t n0, int64_t n1,
+                                                  int64_t K, const float* x, float* y,
+                                                  int64_t ldy, bool accumulate) {
+  int64_t n = n0;
+  for (; n + 4 <= n1; n += 4) Tile16<4, B>(w, n, K, x, y, ldy, accumulate);
+  for (; n < n1; ++n) Tile16<1, B>(w, n, K, x, y, ldy, accumulate);
+}
+
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) void GemvRowsV16(
+    const float* w, int64_t n0, int64_t n1, int64_t K, const float* x, int64_t B, float* y,
+    int64_t ldy, bool accumulate) {
+  constexpr int64_t kBlock = 16;
+  for (int64_t nb = n0; nb < n1; nb += kBlock) {
+    const int64_t ne = std::min(n1, nb + kBlock);
+    for (int64_t b0 = 0; b0 < B; b0 += 4) {
+      const float* xb = x + b0 * K;
+      float* yb = y + b0 * ldy;
+      switch (std::min<int64_t>(4, B - b0)) {
+        case 1: Rows16<1>(w, nb, ne, K, xb, yb, ldy, accumulate); break;
+        case 2: Rows16<2>(w, nb, ne, K, xb, yb, ldy, accumulate); break;
+        case 3: Rows16<3>(w, nb, ne, K, xb, yb, ldy, accumulate); break;
+        default: Rows16<4>(w, nb, ne, K, xb, yb, ldy, accumulate); break;
+      }
+    }
+  }
+}
+
+const bool kHasAvx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+
+}  // namespace
+
+void GemvRows(const float* w, int64_t n0, int64_t n1, int64_t K, const float* x, int64_t B,
+              float* y, int64_t ldy, bool accumulate) {
+  if (kHasAvx512) {
+    GemvRowsV16(w, n0, n1, K, x, B, y, ldy, accumulate);
+  } else {
+    GemvRowsV8(w, n0, n1, K, x, B, y, ldy, accumulate);
   }
 }
 

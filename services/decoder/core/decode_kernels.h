@@ -16,8 +16,11 @@ void AttendOneHead(const float* q, const float* k, const float* v, const bool* v
 
 // Small-batch matrix-vector products: for rows n in [n0, n1) and b < B,
 //   y[b * ldy + n] (=, or += when accumulate) dot(w[n * K .. n * K + K), x[b * K ..)).
-// Reads each weight row once for up to 8 vectors (OpenBLAS' GEMM is slow for 2..8 rows);
-// B > 8 is processed in groups of 8. Compiled for AVX2 and for the baseline ISA.
+// Batch-invariant: y[b] is bit-identical whatever B is and whichever vectors share the call
+// (every vector is reduced in the same order), so a sequence decodes to the same logits
+// alone or in a batch. Weight rows are read from memory once for all B vectors (blocks of
+// rows stay in cache while groups of 4 vectors pass). AVX-512 register tiles where the CPU
+// has them, else AVX2 / baseline (each variant is batch-invariant on its own).
 void GemvRows(const float* w, int64_t n0, int64_t n1, int64_t K, const float* x, int64_t B,
               float* y, int64_t ldy, bool accumulate);
 

@@ -32,6 +32,27 @@ TEST(GemvRowsTest, MatchesMatmulForEveryBatchSizeAndRemainder) {
   }
 }
 
+TEST(GemvRowsTest, EachVectorIsBitIdenticalWhateverTheBatch) {
+  at::manual_seed(5);
+  for (int64_t K : {37, 576, 1536}) {
+    const int64_t N = 45, B = 16;
+    at::Tensor w = at::randn({N, K});
+    at::Tensor x = at::randn({B, K});
+    at::Tensor batched = at::zeros({B, N});
+    GemvRows(w.data_ptr<float>(), 0, N, K, x.data_ptr<float>(), B, batched.data_ptr<float>(), N,
+             false);
+    for (int64_t b = 0; b < B; ++b) {
+      at::Tensor alone = at::zeros({1, N});
+      at::Tensor xb = x.narrow(0, b, 1).contiguous();
+      GemvRows(w.data_ptr<float>(), 0, 20, K, xb.data_ptr<float>(), 1, alone.data_ptr<float>(),
+               N, false);
+      GemvRows(w.data_ptr<float>(), 20, N, K, xb.data_ptr<float>(), 1, alone.data_ptr<float>(),
+               N, false);
+      EXPECT_TRUE(at::equal(alone[0], batched[b])) << "K=" << K << " row " << b;
+    }
+  }
+}
+
 TEST(AttendOneHeadTest, MatchesMaskedSoftmaxAttention) {
   at::manual_seed(4);
   for (int64_t hd : {8, 12, 64}) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <random>
 #include <utility>
 
@@ -70,7 +71,9 @@ absl::StatusOr<Batch> BuildBatch(const GenerateRequest& r) {
   return batch;
 }
 
-absl::Status ValidateRequest(const GenerateRequest& r, const TextModelDims& dims) {
+}  // namespace
+
+absl::Status ValidateGenerateRequest(const GenerateRequest& r, const TextModelDims& dims) {
   if (r.max_new_tokens < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_new_tokens must be >= 1, got ", r.max_new_tokens));
@@ -91,7 +94,33 @@ absl::Status ValidateRequest(const GenerateRequest& r, const TextModelDims& dims
   return ValidateSamplingParams(r.sampling);
 }
 
-}  // namespace
+std::optional<FinishReason> RecordToken(const GenerateRequest& request, RowResult& row,
+                                        int64_t token, StreamAction action) {
+  bool stop = !request.ignore_eos &&
+              std::find(request.eos_token_ids.begin(), request.eos_token_ids.end(), token) !=
+                  request.eos_token_ids.end();
+  for (size_t i = 0; !stop && i < request.stop_token_sequences.size(); ++i) {
+    stop = EndsWith(row.token_ids, request.stop_token_sequences[i]);
+  }
+  if (!stop && !request.stop_strings.empty()) {
+    const std::string text = request.detokenize(row.token_ids);
+    for (const std::string& s : request.stop_strings) {
+      if (text.find(s) != std::string::npos) {
+        stop = true;
+        row.matched_stop = s;
+        break;
+      }
+    }
+  }
+  if (stop || action == StreamAction::kStop) return FinishReason::kStop;
+  if (action == StreamAction::kCancelRow || action == StreamAction::kCancelAll) {
+    return FinishReason::kCancelled;
+  }
+  if (static_cast<int64_t>(row.token_ids.size()) >= request.max_new_tokens) {
+    return FinishReason::kLength;
+  }
+  return std::nullopt;
+}
 
 absl::string_view FinishReasonName(FinishReason reason) {
   switch (reason) {
@@ -123,7 +152,7 @@ void ApplyGenerationConfig(const model::GenerationConfig& config, GenerateReques
 }
 
 absl::StatusOr<GenerateResult> Generator::Generate(const GenerateRequest& request) const {
-  RETURN_IF_ERROR(ValidateRequest(request, model_.dims()));
+  RETURN_IF_ERROR(ValidateGenerateRequest(request, model_.dims()));
   ASSIGN_OR_RETURN(Batch batch, BuildBatch(request));
   const int64_t B = batch.input_ids.size(0), L = batch.input_ids.size(1);
   const int64_t V = model_.dims().vocab_size;
@@ -176,32 +205,13 @@ absl::StatusOr<GenerateResult> Generator::Generate(const GenerateRequest& reques
       const StreamAction action =
           request.on_token ? request.on_token(b, token) : StreamAction::kContinue;
 
-      bool stop = !request.ignore_eos &&
-                  std::find(request.eos_token_ids.begin(), request.eos_token_ids.end(),
-                            token) != request.eos_token_ids.end();
-      for (size_t i = 0; !stop && i < request.stop_token_sequences.size(); ++i) {
-        stop = EndsWith(row.token_ids, request.stop_token_sequences[i]);
-      }
-      if (!stop && !request.stop_strings.empty()) {
-        const std::string text = request.detokenize(row.token_ids);
-        for (const std::string& s : request.stop_strings) {
-          if (text.find(s) != std::string::npos) {
-            stop = true;
-            row.matched_stop = s;
-            break;
-          }
-        }
-      }
-      if (stop || action == StreamAction::kStop) {
-        finish(b, FinishReason::kStop);
-      } else if (action == StreamAction::kCancelRow || action == StreamAction::kCancelAll) {
-        finish(b, FinishReason::kCancelled);
-        if (action == StreamAction::kCancelAll) {
+      const std::optional<FinishReason> reason = RecordToken(request, row, token, action);
+      if (reason.has_value()) {
+        finish(b, *reason);
+        if (*reason == FinishReason::kCancelled && action == StreamAction::kCancelAll) {
           cancel_all = true;
           break;
         }
-      } else if (static_cast<int64_t>(row.token_ids.size()) >= request.max_new_tokens) {
-        finish(b, FinishReason::kLength);
       }
     }
     if (cancel_all) {

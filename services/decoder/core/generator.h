@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -94,6 +95,15 @@ struct GenerateResult {
   double prefill_seconds = 0;
   double decode_seconds = 0;
 };
+
+// The checks Generate() applies to a request (shared with the batch engine).
+absl::Status ValidateGenerateRequest(const GenerateRequest& request, const TextModelDims& dims);
+
+// After `token` was appended to row.token_ids and the stream callback answered `action`:
+// whether (and why) the row finishes now, by the rules above (EOS, stop sequences and strings,
+// the callback's action, max_new_tokens). Sets row.matched_stop when a stop string matched.
+std::optional<FinishReason> RecordToken(const GenerateRequest& request, RowResult& row,
+                                        int64_t token, StreamAction action);
 
 class Generator {
  public:

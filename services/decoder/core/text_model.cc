@@ -114,30 +114,17 @@ void RopeHead(const float* v, const float* cos, const float* sin, int64_t half, 
 
 float Silu(float x) { return x / (1.0f + std::exp(-x)); }
 
-// y (=, or += when accumulate) x w^T for x [B, K], w [N, K], y [B, N], all contiguous:
-// OpenBLAS gemv for one row, the small-batch kernel for 2..8 rows (OpenBLAS' GEMM reaches a
-// third of the memory bandwidth there), GEMM above.
+// y (=, or += when accumulate) x w^T for x [B, K], w [N, K], y [B, N], all contiguous
+// (row-major, y rows N apart). One kernel for every B: each row's result is bit-identical
+// whatever else shares the step (see GemvRows), and the weights are read once per step.
 void Linear(at::Tensor& y, const at::Tensor& x, const at::Tensor& w, bool accumulate) {
   const int64_t B = x.size(0), K = x.size(1), N = w.size(0);
-  if (B == 1) {
-    at::Tensor yv = y.view({N});
-    if (accumulate) {
-      yv.addmv_(w, x.view({K}));
-    } else {
-      at::mv_out(yv, w, x.view({K}));
-    }
-  } else if (B <= 8) {
-    const float* wp = w.data_ptr<float>();
-    const float* xp = x.data_ptr<float>();
-    float* yp = y.data_ptr<float>();
-    at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) {
-      internal::GemvRows(wp, n0, n1, K, xp, B, yp, N, accumulate);
-    });
-  } else if (accumulate) {
-    y.addmm_(x, w.t());
-  } else {
-    at::mm_out(y, x, w.t());
-  }
+  const float* wp = w.data_ptr<float>();
+  const float* xp = x.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) {
+    internal::GemvRows(wp, n0, n1, K, xp, B, yp, N, accumulate);
+  });
 }
 
 }  // namespace
@@ -252,7 +239,38 @@ absl::StatusOr<std::unique_ptr<TextModel>> TextModel::Create(const model::ModelC
   return m;
 }
 
-absl::StatusOr<KvCache> TextModel::NewCache(int64_t batch, int64_t capacity) const {
+int64_t TextModel::CacheBytes(int64_t batch, int64_t capacity) const {
+  const int64_t elt = options_.dtype == at::kFloat ? 4 : 2;
+  return 2 * dims_.num_layers * batch * dims_.num_kv_heads * capacity * dims_.head_dim * elt +
+         batch * capacity;
+}
+
+absl::StatusOr<DecodeScratch> TextModel::NewDecodeScratch(int64_t max_rows) const {
+  if (max_rows < 1) return absl::InvalidArgumentError("decode scratch needs max_rows >= 1");
+  return Guarded("allocating decode scratch", [&]() -> absl::StatusOr<DecodeScratch> {
+    DecodeScratch s;
+    s.max_rows_ = max_rows;
+    s.max_len_ = dims_.max_positions;
+    if (options_.dtype == at::kFloat && options_.fast_decode) {
+      const auto f = at::TensorOptions().dtype(at::kFloat);
+      const int64_t D = dims_.hidden_size, I = dims_.intermediate_size, H = dims_.num_heads;
+      const int64_t KV = dims_.num_kv_heads, hd = dims_.head_dim;
+      s.x_ = at::empty({max_rows, D}, f);
+      s.xn_ = at::empty({max_rows, D}, f);
+      s.qkv_ = at::empty({max_rows, (H + 2 * KV) * hd}, f);
+      s.q_ = at::empty({max_rows, H, hd}, f);
+      s.attn_ = at::empty({max_rows, H * hd}, f);
+      s.gate_up_ = at::empty({max_rows, 2 * I}, f);
+      s.act_ = at::empty({max_rows, I}, f);
+      s.scores_ = at::zeros({max_rows * H * s.max_len_}, f);
+      s.logits_ = at::empty({max_rows, dims_.vocab_size}, f);
+    }
+    return s;
+  });
+}
+
+absl::StatusOr<KvCache> TextModel::NewCache(int64_t batch, int64_t capacity,
+                                            bool with_scratch) const {
   if (batch < 1) return absl::InvalidArgumentError("batch size must be >= 1");
   if (capacity < 1) return absl::InvalidArgumentError("cache capacity must be >= 1");
   if (capacity > dims_.max_positions) {
@@ -276,7 +294,7 @@ absl::StatusOr<KvCache> TextModel::NewCache(int64_t batch, int64_t capacity) con
     }
     c.key_valid_ = at::zeros({batch, capacity}, at::TensorOptions().dtype(at::kBool));
     c.next_pos_.assign(batch, 0);
-    if (options_.dtype == at::kFloat && options_.fast_decode) {
+    if (with_scratch && options_.dtype == at::kFloat && options_.fast_decode) {
       const auto f = at::TensorOptions().dtype(at::kFloat);
       const int64_t D = dims_.hidden_size, I = dims_.intermediate_size;
       c.x_ = at::empty({batch, D}, f);
@@ -434,8 +452,14 @@ absl::StatusOr<at::Tensor> TextModel::DecodeStep(absl::Span<const int64_t> token
     }
   }
   return Guarded("decode step", [&]() -> absl::StatusOr<at::Tensor> {
-    if (options_.dtype == at::kFloat && options_.fast_decode) {
-      return DecodeFast(token_ids, cache);
+    if (options_.dtype == at::kFloat && options_.fast_decode && cache.x_.defined()) {
+      std::vector<FastRow> rows;
+      for (int64_t b = 0; b < B; ++b) rows.push_back(FastRow{&cache, b});
+      FastBuffers buf{cache.x_,    cache.xn_,     cache.qkv_, cache.q_,
+                      cache.attn_, cache.gate_up_, cache.act_, cache.logits_,
+                      cache.scores_.data_ptr<float>(), cache.capacity_};
+      DecodeFastRows(token_ids, rows, buf);
+      return cache.logits_.clone();
     }
     at::Tensor ids = at::tensor(std::vector<int64_t>(token_ids.begin(), token_ids.end()),
                                 at::TensorOptions().dtype(at::kLong))
@@ -578,75 +602,174 @@ at::Tensor TextModel::ForwardGeneric(const at::Tensor& embeds, const at::Tensor&
   return at::mm(hn, weights_.lm_head.t()).to(at::kFloat);
 }
 
-at::Tensor TextModel::DecodeFast(absl::Span<const int64_t> token_ids, KvCache& c) const {
-  const int64_t B = c.batch_, D = dims_.hidden_size, H = dims_.num_heads;
+absl::StatusOr<at::Tensor> TextModel::PrefillChunk(const at::Tensor& embeds,
+                                                   KvCache& cache) const {
+  return Guarded("prefill chunk", [&]() -> absl::StatusOr<at::Tensor> {
+    if (cache.batch_ != 1) {
+      return absl::InvalidArgumentError("PrefillChunk needs a batch-1 cache");
+    }
+    if (!embeds.defined() || embeds.dim() != 3 || embeds.size(0) != 1 ||
+        embeds.size(2) != dims_.hidden_size || embeds.size(1) < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("prefill chunk embeddings must be [1, n, ", dims_.hidden_size, "]"));
+    }
+    const int64_t n = embeds.size(1), start = cache.length_;
+    if (start + n > cache.capacity_) {
+      return absl::InvalidArgumentError(absl::StrCat("prefill chunk of ", n, " at ", start,
+                                                     " exceeds cache capacity ",
+                                                     cache.capacity_));
+    }
+    if (cache.next_pos_[0] != start) {
+      return absl::FailedPreconditionError("PrefillChunk needs an unpadded cache");
+    }
+    at::Tensor positions =
+        at::arange(start, start + n, at::TensorOptions().dtype(at::kLong)).view({1, n});
+    cache.key_valid_.narrow(1, start, n).fill_(true);
+    at::Tensor x = embeds.to(options_.dtype).contiguous();
+    at::Tensor logits = ForwardGeneric(x, positions, cache);
+    cache.next_pos_[0] = start + n;
+    return logits;
+  });
+}
+
+absl::StatusOr<at::Tensor> TextModel::DecodeBatch(absl::Span<const int64_t> token_ids,
+                                                  absl::Span<KvCache* const> caches,
+                                                  DecodeScratch& scratch) const {
+  const int64_t n = caches.size();
+  if (n < 1 || static_cast<int64_t>(token_ids.size()) != n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("decode batch got ", token_ids.size(), " tokens for ", n, " sequences"));
+  }
+  if (n > scratch.max_rows_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(n, " sequences exceed the scratch's ", scratch.max_rows_, " rows"));
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const KvCache* c = caches[i];
+    if (c == nullptr || c->batch_ != 1) {
+      return absl::InvalidArgumentError("DecodeBatch needs batch-1 caches");
+    }
+    for (int64_t j = 0; j < i; ++j) {
+      if (caches[j] == c) return absl::InvalidArgumentError("a cache appears twice in a batch");
+    }
+    if (c->length_ == 0) return absl::FailedPreconditionError("decode before prefill");
+    if (c->length_ >= c->capacity_) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("KV cache is full (capacity ", c->capacity_, ")"));
+    }
+    if (token_ids[i] < 0 || token_ids[i] >= dims_.vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("token id ", token_ids[i], " is outside the vocabulary"));
+    }
+    if (c->next_pos_[0] >= dims_.max_positions) {
+      return absl::InvalidArgumentError("position exceeds max_position_embeddings");
+    }
+  }
+  return Guarded("decode batch", [&]() -> absl::StatusOr<at::Tensor> {
+    if (!(options_.dtype == at::kFloat && options_.fast_decode)) {
+      // Generic path (bf16): one sequence at a time.
+      std::vector<at::Tensor> rows;
+      for (int64_t i = 0; i < n; ++i) {
+        ASSIGN_OR_RETURN(at::Tensor l, DecodeStep({token_ids[i]}, *caches[i]));
+        rows.push_back(l);
+      }
+      return at::cat(rows, 0);
+    }
+    std::vector<FastRow> rows;
+    for (int64_t i = 0; i < n; ++i) rows.push_back(FastRow{caches[i], 0});
+    FastBuffers buf{scratch.x_.narrow(0, 0, n),      scratch.xn_.narrow(0, 0, n),
+                    scratch.qkv_.narrow(0, 0, n),    scratch.q_.narrow(0, 0, n),
+                    scratch.attn_.narrow(0, 0, n),   scratch.gate_up_.narrow(0, 0, n),
+                    scratch.act_.narrow(0, 0, n),    scratch.logits_.narrow(0, 0, n),
+                    scratch.scores_.data_ptr<float>(), scratch.max_len_};
+    DecodeFastRows(token_ids, rows, buf);
+    return buf.logits;
+  });
+}
+
+void TextModel::DecodeFastRows(absl::Span<const int64_t> token_ids,
+                               absl::Span<const FastRow> rows, const FastBuffers& bf) const {
+  const int64_t B = rows.size(), D = dims_.hidden_size, H = dims_.num_heads;
   const int64_t KV = dims_.num_kv_heads, G = dims_.group_size(), hd = dims_.head_dim;
-  const int64_t half = hd / 2, I = dims_.intermediate_size, cap = c.capacity_;
-  const int64_t t = c.length_, T = t + 1, N = (H + 2 * KV) * hd;
+  const int64_t half = hd / 2, I = dims_.intermediate_size;
+  const int64_t N = (H + 2 * KV) * hd;
   const float eps = static_cast<float>(dims_.rms_norm_eps);
   const float scaling = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
 
-  float* x = c.x_.data_ptr<float>();
-  float* xn = c.xn_.data_ptr<float>();
+  at::Tensor x_t = bf.x, xn_t = bf.xn, qkv_t = bf.qkv, attn_t = bf.attn, gu_t = bf.gate_up;
+  at::Tensor act_t = bf.act, logits_t = bf.logits;
+  float* x = x_t.data_ptr<float>();
+  float* xn = xn_t.data_ptr<float>();
   const float* emb = weights_.embed_tokens.data_ptr<float>();
+  int64_t max_T = 0;
   for (int64_t b = 0; b < B; ++b) {
     std::memcpy(x + b * D, emb + token_ids[b] * D, sizeof(float) * D);
+    KvCache& c = *rows[b].cache;
+    c.key_valid_.data_ptr<bool>()[rows[b].row * c.capacity_ + c.length_] = true;
+    max_T = std::max(max_T, c.length_ + 1);
   }
-  bool* valid = c.key_valid_.data_ptr<bool>();
-  for (int64_t b = 0; b < B; ++b) valid[b * cap + t] = true;
   const float* cos_table = rope_cos_.data_ptr<float>();
   const float* sin_table = rope_sin_.data_ptr<float>();
-
-  float* sc = c.scores_.data_ptr<float>();  // [B H, T] scratch
-  const int64_t rows = B * H;
+  float* sc = bf.scores;
+  const int64_t heads = B * H;
   // Heads per task: keep short contexts (little work per head) on one thread.
-  const int64_t grain = std::max<int64_t>(1, 16384 / (T * hd));
+  const int64_t grain = std::max<int64_t>(1, 16384 / (max_T * hd));
 
   for (int64_t l = 0; l < dims_.num_layers; ++l) {
     const TextLayerWeights& w = weights_.layers[l];
     RmsNormRows(x, w.input_layernorm.data_ptr<float>(), xn, B, D, eps);
-    Linear(c.qkv_, c.xn_, w.qkv_proj, /*accumulate=*/false);
-    const float* qkv = c.qkv_.data_ptr<float>();
-    float* q = c.q_.data_ptr<float>();
-    float* kc = c.keys_[l].data_ptr<float>();
-    float* vc = c.values_[l].data_ptr<float>();
+    Linear(qkv_t, xn_t, w.qkv_proj, /*accumulate=*/false);
+    const float* qkv = qkv_t.data_ptr<float>();
+    float* q = bf.q.data_ptr<float>();
     for (int64_t b = 0; b < B; ++b) {
-      const float* cs = cos_table + c.next_pos_[b] * half;
-      const float* sn = sin_table + c.next_pos_[b] * half;
+      KvCache& c = *rows[b].cache;
+      const int64_t pos = c.next_pos_[rows[b].row], t = c.length_, cap = c.capacity_;
+      const float* cs = cos_table + pos * half;
+      const float* sn = sin_table + pos * half;
       const float* row = qkv + b * N;
+      float* kc = c.keys_[l].data_ptr<float>();
+      float* vc = c.values_[l].data_ptr<float>();
       for (int64_t h = 0; h < H; ++h) RopeHead(row + h * hd, cs, sn, half, q + (b * H + h) * hd);
       for (int64_t j = 0; j < KV; ++j) {
-        const int64_t slot = ((b * KV + j) * cap + t) * hd;
+        const int64_t slot = ((rows[b].row * KV + j) * cap + t) * hd;
         RopeHead(row + (H + j) * hd, cs, sn, half, kc + slot);
         std::memcpy(vc + slot, row + (H + KV + j) * hd, sizeof(float) * hd);
       }
     }
-    float* attn = c.attn_.data_ptr<float>();
-    at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
+    float* attn = attn_t.data_ptr<float>();
+    at::parallel_for(0, heads, grain, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {  // r = b * H + h; kv head h / G
         const int64_t b = r / H, j = (r % H) / G;
-        const int64_t base = (b * KV + j) * cap * hd;
-        internal::AttendOneHead(q + r * hd, kc + base, vc + base, valid + b * cap, T, hd,
-                                scaling, sc + r * T, attn + r * hd);
+        const KvCache& c = *rows[b].cache;
+        const int64_t cap = c.capacity_, row = rows[b].row;
+        const int64_t base = (row * KV + j) * cap * hd;
+        internal::AttendOneHead(q + r * hd, c.keys_[l].data_ptr<float>() + base,
+                                c.values_[l].data_ptr<float>() + base,
+                                c.key_valid_.data_ptr<bool>() + row * cap, c.length_ + 1, hd,
+                                scaling, sc + r * bf.scores_stride, attn + r * hd);
       }
     });
-    Linear(c.x_, c.attn_, w.o_proj, /*accumulate=*/true);  // residual fused
+    Linear(x_t, attn_t, w.o_proj, /*accumulate=*/true);  // residual fused
     RmsNormRows(x, w.post_attention_layernorm.data_ptr<float>(), xn, B, D, eps);
-    Linear(c.gate_up_, c.xn_, w.gate_up_proj, /*accumulate=*/false);
-    const float* gu = c.gate_up_.data_ptr<float>();
-    float* act = c.act_.data_ptr<float>();
+    Linear(gu_t, xn_t, w.gate_up_proj, /*accumulate=*/false);
+    const float* gu = gu_t.data_ptr<float>();
+    float* act = act_t.data_ptr<float>();
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t i = 0; i < I; ++i) {
         act[b * I + i] = Silu(gu[b * 2 * I + i]) * gu[b * 2 * I + I + i];
       }
     }
-    Linear(c.x_, c.act_, w.down_proj, /*accumulate=*/true);
+    Linear(x_t, act_t, w.down_proj, /*accumulate=*/true);
   }
   RmsNormRows(x, weights_.norm.data_ptr<float>(), xn, B, D, eps);
-  Linear(c.logits_, c.xn_, weights_.lm_head, /*accumulate=*/false);
-  c.length_ = T;
-  for (int64_t b = 0; b < B; ++b) ++c.next_pos_[b];
-  return c.logits_.clone();
+  Linear(logits_t, xn_t, weights_.lm_head, /*accumulate=*/false);
+  // Advance every row, and every distinct cache's column count once.
+  for (int64_t b = 0; b < B; ++b) ++rows[b].cache->next_pos_[rows[b].row];
+  for (int64_t b = 0; b < B; ++b) {
+    bool seen = false;
+    for (int64_t j = 0; j < b && !seen; ++j) seen = rows[j].cache == rows[b].cache;
+    if (!seen) ++rows[b].cache->length_;
+  }
 }
 
 }  // namespace smolserve::decoder

@@ -114,7 +114,23 @@ class KvCache {
   std::vector<at::Tensor> values_;  // per layer [B, KV, capacity, hd]
   at::Tensor key_valid_;            // [B, capacity] bool
   std::vector<int64_t> next_pos_;   // per row
-  // Fast-decode scratch (float32 models only).
+  // Fast-decode scratch (float32 models only; absent in caches made for DecodeBatch).
+  at::Tensor x_, xn_, qkv_, q_, attn_, gate_up_, act_, scores_, logits_;
+};
+
+// Activation buffers of the fast decode path for up to `max_rows` sequences decoded together
+// by TextModel::DecodeBatch (one per engine thread). Created by TextModel::NewDecodeScratch.
+class DecodeScratch {
+ public:
+  DecodeScratch(DecodeScratch&&) = default;
+  DecodeScratch& operator=(DecodeScratch&&) = default;
+  int64_t max_rows() const { return max_rows_; }
+
+ private:
+  friend class TextModel;
+  DecodeScratch() = default;
+  int64_t max_rows_ = 0;
+  int64_t max_len_ = 0;  // keys per head the scores buffer holds
   at::Tensor x_, xn_, qkv_, q_, attn_, gate_up_, act_, scores_, logits_;
 };
 
@@ -137,7 +153,15 @@ class TextModel {
   // A cache for `batch` rows and up to `capacity` columns (prompt incl. padding plus new
   // tokens). INVALID_ARGUMENT when batch < 1, capacity < 1 or capacity > max_positions;
   // RESOURCE_EXHAUSTED when the memory cannot be allocated.
-  absl::StatusOr<KvCache> NewCache(int64_t batch, int64_t capacity) const;
+  // `with_scratch` = false leaves out the fast-decode scratch (caches only ever used
+  // through DecodeBatch / PrefillChunk, which bring their own).
+  absl::StatusOr<KvCache> NewCache(int64_t batch, int64_t capacity,
+                                   bool with_scratch = true) const;
+  // Bytes NewCache(batch, capacity, false) allocates (keys, values, validity).
+  int64_t CacheBytes(int64_t batch, int64_t capacity) const;
+
+  // Scratch for DecodeBatch over up to `max_rows` sequences.
+  absl::StatusOr<DecodeScratch> NewDecodeScratch(int64_t max_rows) const;
 
   // Token embeddings [B, L, D] (model dtype) with image features merged: the j-th `<image>`
   // token in row-major order receives image_hidden_states.view(-1, D)[j].
@@ -161,6 +185,21 @@ class TextModel {
   absl::StatusOr<at::Tensor> DecodeStep(absl::Span<const int64_t> token_ids,
                                         KvCache& cache) const;
 
+  // Chunked prefill of one unpadded sequence: runs `embeds` [1, n, D] (rows of EmbedInputs'
+  // output) at columns [length, length + n) of a batch-1 `cache`, positions continuing from
+  // length. Returns the float32 logits of the chunk's last position, [1, V]. Splitting a
+  // prompt into chunks gives the same cache contents as one Prefill up to float rounding.
+  absl::StatusOr<at::Tensor> PrefillChunk(const at::Tensor& embeds, KvCache& cache) const;
+
+  // One decode step of several independent sequences, each with its own prefilled batch-1
+  // cache: appends token_ids[i] to caches[i] and returns the float32 logits [n, V] (a view
+  // into `scratch`, valid until its next use). The weight products run once for all rows;
+  // with the float32 fast path every row's logits are bit-identical to decoding that
+  // sequence alone (batch-invariant kernels), so batching never changes a generation.
+  absl::StatusOr<at::Tensor> DecodeBatch(absl::Span<const int64_t> token_ids,
+                                         absl::Span<KvCache* const> caches,
+                                         DecodeScratch& scratch) const;
+
  private:
   TextModel() = default;
 
@@ -168,8 +207,19 @@ class TextModel {
   // with position ids `positions` [B, L]; returns the last position's float32 logits.
   at::Tensor ForwardGeneric(const at::Tensor& embeds, const at::Tensor& positions,
                             KvCache& cache) const;
-  // Fast float32 decode step (L = 1); token ids already validated.
-  at::Tensor DecodeFast(absl::Span<const int64_t> token_ids, KvCache& cache) const;
+  // Fast float32 decode step (L = 1) over rows (cache, row index) with the given buffers;
+  // token ids and capacities already validated.
+  struct FastRow {
+    KvCache* cache;
+    int64_t row;
+  };
+  struct FastBuffers {
+    at::Tensor x, xn, qkv, q, attn, gate_up, act, logits;  // >= rows() rows each
+    float* scores;                                         // [rows * H, scores_stride]
+    int64_t scores_stride;
+  };
+  void DecodeFastRows(absl::Span<const int64_t> token_ids, absl::Span<const FastRow> rows,
+                      const FastBuffers& buffers) const;
 
   TextModelDims dims_;
   TextModelOptions options_;

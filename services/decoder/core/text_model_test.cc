@@ -268,7 +268,9 @@ TEST(TextModelTest, FastDecodeMatchesGenericDecode) {
     auto la = fast_model->DecodeStep(next, *a);
     auto lb = slow_model->DecodeStep(next, *b);
     ASSERT_TRUE(la.ok() && lb.ok());
-    EXPECT_LE((*la - *lb).abs().max().item<double>(), 1e-5) << "step " << s;
+    // Same math, different float32 summation orders (16-lane register tiles vs BLAS): the
+    // logits (magnitude ~1-10) agree to a few 1e-6 with occasional 1e-5.
+    EXPECT_LE((*la - *lb).abs().max().item<double>(), 5e-5) << "step " << s;
   }
   EXPECT_EQ(a->length(), 20);
   // Full cache.

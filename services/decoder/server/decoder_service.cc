@@ -66,18 +66,47 @@ absl::Status FillGenerateRequest(const v1::GenerationParams& params,
 }
 
 DecoderService::DecoderService(const DecoderServiceOptions& options, metrics::StageMetrics* metrics)
-    : options_(options),
-      metrics_(metrics),
-      executor_(1, options.max_queue, [threads = options.threads] { at::set_num_threads(threads); }) {}
+    : options_(options), metrics_(metrics) {}
 
 DecoderService::~DecoderService() { Shutdown(); }
 
-void DecoderService::SetModel(std::unique_ptr<DecoderModel> model) {
+absl::Status DecoderService::SetModel(std::unique_ptr<DecoderModel> model) {
+  BatchEngineOptions eo;
+  eo.max_running = options_.max_running;
+  eo.prefill_chunk_tokens = options_.prefill_chunk_tokens;
+  eo.kv_cache_budget_bytes = options_.kv_cache_budget_bytes;
+  eo.max_waiting = options_.max_queue;
+  eo.thread_init = [threads = options_.threads] { at::set_num_threads(threads); };
+  auto engine = BatchEngine::Create(*model->model, std::move(eo));
+  if (!engine.ok()) return engine.status();
   model_ = std::move(model);
+  engine_ = *std::move(engine);
   ready_.store(true);
+  return absl::OkStatus();
 }
 
-void DecoderService::Shutdown() { executor_.Shutdown(); }
+void DecoderService::Shutdown() {
+  if (engine_ != nullptr) engine_->Shutdown();
+}
+
+BatchEngineStats DecoderService::engine_stats() const {
+  return engine_ != nullptr ? engine_->stats() : BatchEngineStats{};
+}
+
+namespace {
+
+// What one Generate call's callbacks share (engine thread) with the handler.
+struct CallState {
+  std::string request_id;
+  std::string peer;
+  int prompt_tokens = 0;
+  Clock::time_point received, started, first_token, last_token;
+  int64_t emitted = 0;
+  bool deadline_hit = false;
+  std::unique_ptr<preprocess::IncrementalDecoder> text;
+};
+
+}  // namespace
 
 ::grpc::ServerWriteReactor<v1::GenerateResponse>* DecoderService::Generate(
     ::grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
@@ -86,7 +115,24 @@ void DecoderService::Shutdown() { executor_.Shutdown(); }
     stream->Finish(::grpc::Status(::grpc::StatusCode::UNAVAILABLE, "decoder: model is loading"));
     return reactor;
   }
-  // Validate cheaply here; the worker does the rest.
+  auto state = std::make_shared<CallState>();
+  state->received = Clock::now();
+  state->request_id = request->request_id();
+  state->peer = context->peer();
+  state->prompt_tokens = request->input_ids_size();
+  state->text = std::make_unique<preprocess::IncrementalDecoder>(*model_->tokenizer,
+                                                                 /*skip_special_tokens=*/true);
+  auto fail = [&](const absl::Status& status) {
+    metrics_->RecordFailure(status.code());
+    std::fprintf(stderr,
+                 "{\"stage\":\"decoder\",\"rpc\":\"Generate\",\"request_id\":\"%s\",\"peer\":\"%s\","
+                 "\"prompt_tokens\":%d,\"status\":\"%s\",\"error\":\"%s\"}\n",
+                 state->request_id.c_str(), state->peer.c_str(), state->prompt_tokens,
+                 absl::StatusCodeToString(status.code()).c_str(),
+                 std::string(status.message()).c_str());
+    stream->Finish(grpc_util::ToGrpcStatus(WithStage(status)));
+  };
+
   GenerateRequest core;
   absl::Status status = FillGenerateRequest(request->generation(), model_->generation_config,
                                             options_, &core);
@@ -98,119 +144,117 @@ void DecoderService::Shutdown() { executor_.Shutdown(); }
                                                        " tokens is over the limit of ",
                                                        options_.max_prompt_tokens));
   }
+  if (status.ok() && request->has_image_hidden_states()) {
+    c10::InferenceMode guard;
+    auto images = grpc_util::TensorFromProto(request->image_hidden_states(), "image_hidden_states");
+    if (!images.ok()) {
+      status = images.status();
+    } else {
+      core.image_hidden_states = *images;
+    }
+  }
   if (!status.ok()) {
-    metrics_->RecordFailure(status.code());
-    stream->Finish(grpc_util::ToGrpcStatus(WithStage(status)));
+    fail(status);
     return reactor;
   }
-  const auto received = Clock::now();
-  metrics_->num_requests_waiting->Increment();
-  metrics_->queue_depth->Increment();
-  const std::string peer = context->peer();
-  auto task = [this, context, request, stream, core = std::move(core), received, peer]() mutable {
-    const auto started = Clock::now();
-    metrics_->num_requests_waiting->Decrement();
-    metrics_->queue_depth->Decrement();
-    metrics_->num_requests_running->Increment();
-    metrics_->request_queue_time->Observe(Ms(received, started) / 1e3);
-    absl::Status status;
-    GenerateResult result;
-    int64_t emitted = 0;
-    auto first_token = Clock::time_point();
-    auto last_token = Clock::time_point();
-    if (stream->cancelled()) {
-      status = absl::CancelledError("decoder: cancelled by the client");
-    } else if (context->deadline() < std::chrono::system_clock::now()) {
-      status = absl::DeadlineExceededError("decoder: deadline passed while queued");
+  core.input_ids.emplace_back(request->input_ids().begin(), request->input_ids().end());
+  const auto* tokenizer = model_->tokenizer.get();
+  core.detokenize = [tokenizer](absl::Span<const int64_t> ids) {
+    std::vector<int32_t> v(ids.begin(), ids.end());
+    return tokenizer->Decode(v, /*skip_special_tokens=*/true);
+  };
+  const auto deadline = context->deadline();
+  metrics::StageMetrics* m = metrics_;
+  core.on_token = [state, stream, deadline, m](int64_t, int64_t token) {
+    const auto now = Clock::now();
+    if (state->emitted++ == 0) {
+      state->first_token = now;
+      m->time_to_first_token->Observe(Ms(state->received, now) / 1e3);
     } else {
-      c10::InferenceMode guard;
-      core.input_ids.emplace_back(request->input_ids().begin(), request->input_ids().end());
-      if (request->has_image_hidden_states()) {
-        auto images = grpc_util::TensorFromProto(request->image_hidden_states(), "image_hidden_states");
-        if (!images.ok()) status = images.status();
-        else core.image_hidden_states = *images;
-      }
-      preprocess::IncrementalDecoder text(*model_->tokenizer, /*skip_special_tokens=*/true);
-      const auto* tokenizer = model_->tokenizer.get();
-      core.detokenize = [tokenizer](absl::Span<const int64_t> ids) {
-        std::vector<int32_t> v(ids.begin(), ids.end());
-        return tokenizer->Decode(v, /*skip_special_tokens=*/true);
-      };
-      const auto deadline = context->deadline();
-      bool deadline_hit = false;
-      core.on_token = [&](int64_t, int64_t token) {
-        const auto now = Clock::now();
-        if (emitted++ == 0) {
-          first_token = now;
-          metrics_->time_to_first_token->Observe(Ms(received, now) / 1e3);
-        } else {
-          metrics_->inter_token_latency->Observe(Ms(last_token, now) / 1e3);
-        }
-        last_token = now;
-        if (stream->cancelled()) return StreamAction::kCancelAll;
-        if (std::chrono::system_clock::now() > deadline) {
-          deadline_hit = true;
-          return StreamAction::kCancelAll;
-        }
-        v1::GenerateResponse msg;
-        msg.add_token_ids(static_cast<int32_t>(token));
-        msg.set_text(text.Add(static_cast<int32_t>(token)));
-        stream->Push(std::move(msg));
-        return StreamAction::kContinue;
-      };
-      if (status.ok()) {
-        try {
-          auto r = Generator(*model_->model).Generate(core);
-          if (!r.ok()) status = r.status();
-          else result = *std::move(r);
-        } catch (const c10::Error& e) {
-          status = absl::InternalError(absl::StrCat("generation failed: ", e.what_without_backtrace()));
-        }
-      }
-      if (status.ok() && deadline_hit) status = absl::DeadlineExceededError("decoder: deadline exceeded");
-      if (status.ok() && stream->cancelled()) status = absl::CancelledError("decoder: cancelled by the client");
-      if (status.ok() && !result.rows.empty()) {
-        v1::GenerateResponse last;
-        last.set_text(text.Flush());
-        const RowResult& row = result.rows[0];
-        last.set_finish_reason(ToProto(row.finish_reason));
-        last.mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(row.prompt_tokens));
-        last.mutable_usage()->set_completion_tokens(static_cast<uint32_t>(row.completion_tokens));
-        last.set_queue_ms(Ms(received, started));
-        last.set_prefill_ms(result.prefill_seconds * 1e3);
-        last.set_decode_ms(result.decode_seconds * 1e3);
-        stream->Push(std::move(last));
-      }
+      m->inter_token_latency->Observe(Ms(state->last_token, now) / 1e3);
+    }
+    state->last_token = now;
+    m->generation_tokens->Increment();
+    if (stream->cancelled()) return StreamAction::kCancelAll;
+    if (std::chrono::system_clock::now() > deadline) {
+      state->deadline_hit = true;
+      return StreamAction::kCancelAll;
+    }
+    v1::GenerateResponse msg;
+    msg.add_token_ids(static_cast<int32_t>(token));
+    msg.set_text(state->text->Add(static_cast<int32_t>(token)));
+    stream->Push(std::move(msg));
+    return StreamAction::kContinue;
+  };
+
+  SequenceCallbacks cb;
+  cb.poll = [stream, deadline]() -> absl::Status {
+    if (stream->cancelled()) return absl::CancelledError("decoder: cancelled by the client");
+    if (std::chrono::system_clock::now() > deadline) {
+      return absl::DeadlineExceededError("decoder: deadline exceeded");
+    }
+    return absl::OkStatus();
+  };
+  cb.on_start = [state, m] {
+    state->started = Clock::now();
+    m->num_requests_waiting->Decrement();
+    m->queue_depth->Decrement();
+    m->num_requests_running->Increment();
+    m->request_queue_time->Observe(Ms(state->received, state->started) / 1e3);
+  };
+  cb.on_done = [state, stream, m](absl::StatusOr<SequenceResult> result) {
+    const bool started = state->started != Clock::time_point();
+    if (started) {
+      m->num_requests_running->Decrement();
+    } else {
+      m->num_requests_waiting->Decrement();
+      m->queue_depth->Decrement();
+    }
+    absl::Status status = result.status();
+    if (status.ok() && state->deadline_hit) {
+      status = absl::DeadlineExceededError("decoder: deadline exceeded");
+    }
+    if (status.ok() && stream->cancelled()) {
+      status = absl::CancelledError("decoder: cancelled by the client");
+    }
+    if (status.ok()) {
+      const RowResult& row = result->row;
+      v1::GenerateResponse last;
+      last.set_text(state->text->Flush());
+      last.set_finish_reason(ToProto(row.finish_reason));
+      last.mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(row.prompt_tokens));
+      last.mutable_usage()->set_completion_tokens(static_cast<uint32_t>(row.completion_tokens));
+      last.set_queue_ms(result->queue_seconds * 1e3);
+      last.set_prefill_ms(result->prefill_seconds * 1e3);
+      last.set_decode_ms(result->decode_seconds * 1e3);
+      stream->Push(std::move(last));
+      m->prompt_tokens->Increment(static_cast<double>(row.prompt_tokens));
+      m->RecordSuccess(std::string(FinishReasonName(row.finish_reason)));
+    } else {
+      m->RecordFailure(status.code());
     }
     const auto done = Clock::now();
-    metrics_->num_requests_running->Decrement();
-    metrics_->e2e_request_latency->Observe(Ms(received, done) / 1e3);
-    metrics_->generation_tokens->Increment(static_cast<double>(emitted));
-    if (!result.rows.empty()) {
-      metrics_->prompt_tokens->Increment(static_cast<double>(result.rows[0].prompt_tokens));
-    }
-    if (status.ok() && !result.rows.empty()) {
-      metrics_->RecordSuccess(std::string(FinishReasonName(result.rows[0].finish_reason)));
-    } else if (!status.ok()) {
-      metrics_->RecordFailure(status.code());
-    }
+    m->e2e_request_latency->Observe(Ms(state->received, done) / 1e3);
     std::fprintf(stderr,
                  "{\"stage\":\"decoder\",\"rpc\":\"Generate\",\"request_id\":\"%s\",\"peer\":\"%s\","
                  "\"prompt_tokens\":%d,\"completion_tokens\":%lld,\"queue_ms\":%.1f,"
-                 "\"ttft_ms\":%.1f,\"total_ms\":%.1f,\"status\":\"%s\"}\n",
-                 request->request_id().c_str(), peer.c_str(), request->input_ids_size(),
-                 static_cast<long long>(emitted), Ms(received, started),
-                 emitted ? Ms(received, first_token) : 0.0, Ms(received, done),
-                 absl::StatusCodeToString(status.code()).c_str());
+                 "\"prefill_ms\":%.1f,\"ttft_ms\":%.1f,\"total_ms\":%.1f,\"status\":\"%s\"}\n",
+                 state->request_id.c_str(), state->peer.c_str(), state->prompt_tokens,
+                 static_cast<long long>(state->emitted),
+                 started ? Ms(state->received, state->started) : Ms(state->received, done),
+                 result.ok() ? result->prefill_seconds * 1e3 : 0.0,
+                 state->emitted ? Ms(state->received, state->first_token) : 0.0,
+                 Ms(state->received, done), absl::StatusCodeToString(status.code()).c_str());
     stream->Finish(grpc_util::ToGrpcStatus(WithStage(status)));
   };
-  if (!executor_.TrySubmit(std::move(task))) {
+
+  metrics_->num_requests_waiting->Increment();
+  metrics_->queue_depth->Increment();
+  status = engine_->Submit(std::move(core), std::move(cb));
+  if (!status.ok()) {
     metrics_->num_requests_waiting->Decrement();
     metrics_->queue_depth->Decrement();
-    metrics_->RecordFailure(absl::StatusCode::kResourceExhausted);
-    stream->Finish(::grpc::Status(::grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                  absl::StrCat("decoder: queue full (", executor_.queued(),
-                                               " waiting)")));
+    fail(status);
   }
   return reactor;
 }

@@ -1,16 +1,18 @@
-// The decoder stage's gRPC adapter: Generate streams tokens as they are produced. Requests
-// wait in a bounded queue for the generation worker; a client that cancels or disconnects
-// stops its generation at the next token.
+// The decoder stage's gRPC adapter: Generate streams tokens as they are produced. Requests go
+// to the continuous-batching engine (core/batch_engine.h): they wait in its bounded FIFO
+// queue for a running slot and KV budget, then decode together with the others; a client that
+// cancels or disconnects, or whose deadline passes, leaves the batch at the next iteration
+// and frees its KV cache.
 #ifndef SMOLSERVE_SERVICES_DECODER_SERVER_DECODER_SERVICE_H_
 #define SMOLSERVE_SERVICES_DECODER_SERVER_DECODER_SERVICE_H_
 
 #include <atomic>
 #include <memory>
 
-#include "common/concurrency/bounded_executor.h"
 #include "common/metrics/stage_metrics.h"
 #include "common/model/config.h"
 #include "proto/smolserve/v1/decoder.grpc.pb.h"
+#include "services/decoder/core/batch_engine.h"
 #include "services/decoder/core/generator.h"
 #include "services/decoder/core/text_model.h"
 #include "services/preprocess/core/tokenizer/tokenizer.h"
@@ -18,8 +20,11 @@
 namespace smolserve::decoder {
 
 struct DecoderServiceOptions {
-  int max_queue = 16;                    // requests waiting beyond the running one
-  int threads = 2;                       // LibTorch intra-op threads of the worker
+  int max_queue = 64;                    // requests waiting for a running slot / KV budget
+  int threads = 2;                       // LibTorch intra-op threads of the engine
+  int max_running = 16;                  // sequences decoded together
+  int64_t prefill_chunk_tokens = 256;    // prompt tokens prefilled between decode steps
+  int64_t kv_cache_budget_bytes = int64_t{2} << 30;
   int64_t default_max_new_tokens = 256;  // when neither request nor generation_config says
   int64_t max_new_tokens_limit = 4096;
   int64_t max_prompt_tokens = 8192;
@@ -42,10 +47,11 @@ class DecoderService final : public v1::Decoder::CallbackService {
   DecoderService(const DecoderServiceOptions& options, metrics::StageMetrics* metrics);
   ~DecoderService() override;
 
-  void SetModel(std::unique_ptr<DecoderModel> model);
+  // Starts the engine on `model`; the service answers from then on.
+  absl::Status SetModel(std::unique_ptr<DecoderModel> model);
+  // Refuses new requests and lets the queued and running ones finish.
   void Shutdown();
-  int queued() const { return executor_.queued(); }
-  int running() const { return executor_.running(); }
+  BatchEngineStats engine_stats() const;
 
   ::grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(
       ::grpc::CallbackServerContext* context, const v1::GenerateRequest* request) override;
@@ -54,8 +60,8 @@ class DecoderService final : public v1::Decoder::CallbackService {
   DecoderServiceOptions options_;
   metrics::StageMetrics* metrics_;
   std::unique_ptr<DecoderModel> model_;
+  std::unique_ptr<BatchEngine> engine_;
   std::atomic<bool> ready_{false};
-  BoundedExecutor executor_;
 };
 
 }  // namespace smolserve::decoder

@@ -1,0 +1,300 @@
+#include "services/decoder/core/batch_engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <random>
+#include <utility>
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <c10/util/Exception.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
+#include "services/decoder/core/logits_processor.h"
+
+namespace smolserve::decoder {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+}  // namespace
+
+struct BatchEngine::Sequence {
+  GenerateRequest request;
+  SequenceCallbacks callbacks;
+  at::Tensor embeds;  // [1, L, D] prompt embeddings (image features merged)
+  int64_t prompt_len = 0;
+  int64_t capacity = 0;
+  int64_t kv_bytes = 0;
+  Clock::time_point submitted, admitted, first_token;
+
+  std::optional<KvCache> cache;
+  int64_t prefilled = 0;
+  bool decoding = false;  // prefill done, next_token pending
+  int64_t next_token = -1;
+  std::vector<int64_t> history;  // prompt + generated, for the repetition penalty
+  std::mt19937_64 rng;
+  SequenceResult result;
+};
+
+absl::StatusOr<std::unique_ptr<BatchEngine>> BatchEngine::Create(const TextModel& model,
+                                                                 BatchEngineOptions options) {
+  if (options.max_running < 1) return absl::InvalidArgumentError("max_running must be >= 1");
+  if (options.prefill_chunk_tokens < 1) {
+    return absl::InvalidArgumentError("prefill_chunk_tokens must be >= 1");
+  }
+  if (options.kv_cache_budget_bytes < 1) {
+    return absl::InvalidArgumentError("kv_cache_budget_bytes must be >= 1");
+  }
+  if (options.max_waiting < 0) return absl::InvalidArgumentError("max_waiting must be >= 0");
+  ASSIGN_OR_RETURN(DecodeScratch scratch, model.NewDecodeScratch(options.max_running));
+  return std::unique_ptr<BatchEngine>(
+      new BatchEngine(model, std::move(options), std::move(scratch)));
+}
+
+BatchEngine::BatchEngine(const TextModel& model, BatchEngineOptions options,
+                         DecodeScratch scratch)
+    : model_(model), options_(std::move(options)), scratch_(std::move(scratch)) {
+  stats_.kv_budget_bytes = options_.kv_cache_budget_bytes;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+BatchEngine::~BatchEngine() { Shutdown(); }
+
+void BatchEngine::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+BatchEngineStats BatchEngine::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+absl::Status BatchEngine::Submit(GenerateRequest request, SequenceCallbacks callbacks) {
+  const TextModelDims& dims = model_.dims();
+  RETURN_IF_ERROR(ValidateGenerateRequest(request, dims));
+  if (request.input_ids.size() != 1 || !request.attention_mask.empty()) {
+    return absl::InvalidArgumentError(
+        "the batch engine takes one prompt row per request, without an attention mask");
+  }
+  const int64_t L = request.input_ids[0].size();
+  if (L < 1) return absl::InvalidArgumentError("input_ids is empty");
+  const int64_t capacity = L + request.max_new_tokens;
+  if (capacity > dims.max_positions) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prompt of ", L, " tokens + max_new_tokens ", request.max_new_tokens, " exceeds ",
+        "max_position_embeddings ", dims.max_positions));
+  }
+  auto seq = std::make_unique<Sequence>();
+  seq->prompt_len = L;
+  seq->capacity = capacity;
+  seq->kv_bytes = model_.CacheBytes(1, capacity);
+  if (seq->kv_bytes > options_.kv_cache_budget_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "prompt of ", L, " tokens + ", request.max_new_tokens, " new tokens needs ",
+        seq->kv_bytes >> 20, " MiB of KV cache, over the budget of ",
+        options_.kv_cache_budget_bytes >> 20, " MiB"));
+  }
+  {
+    c10::InferenceMode guard;
+    at::Tensor ids = at::tensor(request.input_ids[0], at::TensorOptions().dtype(at::kLong))
+                         .view({1, L});
+    ASSIGN_OR_RETURN(seq->embeds, model_.EmbedInputs(ids, request.image_hidden_states));
+  }
+  request.image_hidden_states = at::Tensor();  // merged into embeds
+  seq->history = request.input_ids[0];
+  seq->rng.seed(request.sampling.seed.has_value() ? *request.sampling.seed
+                                                  : std::random_device{}());
+  seq->result.row.prompt_tokens = L;
+  seq->request = std::move(request);
+  seq->callbacks = std::move(callbacks);
+  seq->submitted = Clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return absl::UnavailableError("the decoder is shutting down");
+    // At most max_running + max_waiting sequences in the engine (running or waiting).
+    if (static_cast<int64_t>(waiting_.size()) + stats_.running >=
+        options_.max_running + options_.max_waiting) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("queue full (", waiting_.size(), " waiting)"));
+    }
+    waiting_.push_back(std::move(seq));
+    stats_.waiting = waiting_.size();
+  }
+  cv_.notify_all();
+  return absl::OkStatus();
+}
+
+void BatchEngine::Finish(std::unique_ptr<Sequence> seq, absl::StatusOr<SequenceResult> result) {
+  const bool was_admitted = seq->cache.has_value() || seq->admitted != Clock::time_point();
+  seq->cache.reset();  // frees the KV memory before anyone hears about it
+  seq->embeds = at::Tensor();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (was_admitted) {
+      stats_.kv_bytes_in_use -= seq->kv_bytes;
+      --stats_.running;
+    }
+    ++stats_.completed;
+  }
+  if (seq->callbacks.on_done) seq->callbacks.on_done(std::move(result));
+}
+
+bool BatchEngine::Advance(Sequence& seq, float* logits_row) {
+  const int64_t V = model_.dims().vocab_size;
+  GenerateRequest& r = seq.request;
+  RowResult& row = seq.result.row;
+  const int64_t token =
+      SelectNextToken(absl::Span<float>(logits_row, V), seq.history, r.sampling, seq.rng);
+  row.token_ids.push_back(token);
+  row.completion_tokens = row.token_ids.size();
+  seq.history.push_back(token);
+  if (row.token_ids.size() == 1) seq.first_token = Clock::now();
+  const StreamAction action = r.on_token ? r.on_token(0, token) : StreamAction::kContinue;
+  const std::optional<FinishReason> reason = RecordToken(r, row, token, action);
+  if (reason.has_value()) {
+    row.finish_reason = *reason;
+    return true;
+  }
+  seq.next_token = token;
+  return false;
+}
+
+void BatchEngine::Loop() {
+  if (options_.thread_init) options_.thread_init();
+  c10::InferenceMode guard;
+  while (true) {
+    std::vector<std::unique_ptr<Sequence>> admitted, dropped;
+    std::vector<absl::Status> dropped_status;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !waiting_.empty() || !running_.empty(); });
+      if (stopping_ && waiting_.empty() && running_.empty()) return;
+      // Sequences whose client left while they waited leave the queue now.
+      for (auto it = waiting_.begin(); it != waiting_.end();) {
+        absl::Status st = (*it)->callbacks.poll ? (*it)->callbacks.poll() : absl::OkStatus();
+        if (!st.ok()) {
+          dropped.push_back(std::move(*it));
+          dropped_status.push_back(std::move(st));
+          it = waiting_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      // FIFO admission under the slot and KV budgets.
+      while (!waiting_.empty() &&
+             static_cast<int64_t>(running_.size() + admitted.size()) < options_.max_running &&
+             stats_.kv_bytes_in_use + waiting_.front()->kv_bytes <=
+                 options_.kv_cache_budget_bytes) {
+        stats_.kv_bytes_in_use += waiting_.front()->kv_bytes;
+        admitted.push_back(std::move(waiting_.front()));
+        waiting_.pop_front();
+      }
+      stats_.waiting = waiting_.size();
+      stats_.running += admitted.size();
+    }
+    for (size_t i = 0; i < dropped.size(); ++i) Finish(std::move(dropped[i]), dropped_status[i]);
+
+    const auto now = Clock::now();
+    for (auto& seq : admitted) {
+      seq->admitted = now;
+      seq->result.queue_seconds = Seconds(seq->submitted, now);
+      absl::StatusOr<KvCache> cache =
+          model_.NewCache(1, seq->capacity, /*with_scratch=*/false);
+      if (!cache.ok()) {
+        Finish(std::move(seq), cache.status());
+        continue;
+      }
+      seq->cache.emplace(*std::move(cache));
+      if (seq->callbacks.on_start) seq->callbacks.on_start();
+      running_.push_back(std::move(seq));
+    }
+
+    // Running sequences whose client left or whose deadline passed end now.
+    for (auto& seq : running_) {
+      if (!seq->callbacks.poll) continue;
+      absl::Status st = seq->callbacks.poll();
+      if (!st.ok()) Finish(std::move(seq), st);
+    }
+    running_.erase(std::remove(running_.begin(), running_.end(), nullptr), running_.end());
+
+    // One prefill chunk for the oldest sequence still prefilling.
+    for (auto& seq : running_) {
+      if (seq->decoding) continue;
+      const int64_t n = std::min(options_.prefill_chunk_tokens, seq->prompt_len - seq->prefilled);
+      const auto t0 = Clock::now();
+      absl::StatusOr<at::Tensor> logits =
+          model_.PrefillChunk(seq->embeds.narrow(1, seq->prefilled, n), *seq->cache);
+      seq->result.prefill_seconds += Seconds(t0, Clock::now());
+      ++seq->result.prefill_chunks;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++stats_.prefill_chunks;
+      }
+      if (!logits.ok()) {
+        Finish(std::move(seq), logits.status());
+        break;
+      }
+      seq->prefilled += n;
+      if (seq->prefilled == seq->prompt_len) {
+        seq->embeds = at::Tensor();
+        seq->decoding = true;
+        at::Tensor row = logits->contiguous();
+        if (Advance(*seq, row.data_ptr<float>())) {
+          seq->result.decode_seconds = Seconds(seq->first_token, Clock::now());
+          SequenceResult result = seq->result;
+          Finish(std::move(seq), std::move(result));
+        }
+      }
+      break;
+    }
+    running_.erase(std::remove(running_.begin(), running_.end(), nullptr), running_.end());
+
+    // One decode step for every generating sequence.
+    std::vector<Sequence*> batch;
+    std::vector<KvCache*> caches;
+    std::vector<int64_t> tokens;
+    for (auto& seq : running_) {
+      if (!seq->decoding) continue;
+      batch.push_back(seq.get());
+      caches.push_back(&*seq->cache);
+      tokens.push_back(seq->next_token);
+    }
+    if (batch.empty()) continue;
+    absl::StatusOr<at::Tensor> logits = model_.DecodeBatch(tokens, caches, scratch_);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.decode_steps;
+      stats_.decode_rows += batch.size();
+      stats_.max_batch_rows = std::max<int64_t>(stats_.max_batch_rows, batch.size());
+    }
+    const int64_t V = model_.dims().vocab_size;
+    for (auto& seq : running_) {
+      if (!seq->decoding) continue;
+      const size_t i = std::find(batch.begin(), batch.end(), seq.get()) - batch.begin();
+      if (i == batch.size()) continue;
+      if (!logits.ok()) {
+        Finish(std::move(seq), logits.status());
+        continue;
+      }
+      if (Advance(*seq, logits->data_ptr<float>() + i * V)) {
+        seq->result.decode_seconds = Seconds(seq->first_token, Clock::now());
+        SequenceResult result = seq->result;
+        Finish(std::move(seq), std::move(result));
+      }
+    }
+    running_.erase(std::remove(running_.begin(), running_.end(), nullptr), running_.end());
+  }
+}
+
+}  // namespace smolserve::decoder
