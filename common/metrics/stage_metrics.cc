@@ -87,10 +87,15 @@ StageMetrics::StageMetrics(Stage stage, prometheus::Registry& r) {
       frames_per_request = hist("frames_per_request", "Video frames sampled per request.", kCountBuckets);
       embedding_bytes_received = counter("embedding_bytes_received_total",
                                          "Image-embedding bytes received from the vision stage.");
+      media_cache_hits = counter("media_cache_hits_total",
+                                 "Media items answered from the front's media cache (not decoded or encoded).");
+      media_cache_misses = counter("media_cache_misses_total",
+                                   "Media items not in the front's media cache (decoded and encoded).");
+      media_cache_bytes = gauge("media_cache_bytes", "Bytes held by the front's media cache.");
       break;
     }
     case Stage::kVision:
-      vision_encode = hist("vision_encode_seconds", "Vision encoder + connector time per request.", kStepBuckets);
+      vision_encode = hist("vision_encode_seconds", "Vision encoder + connector time per model call (one batch of tiles).", kStepBuckets);
       tiles_encoded = counter("tiles_encoded_total", "Tiles encoded.");
       vision_batch_size = hist("vision_batch_size", "Tiles per encoder batch.", kCountBuckets);
       tiles_in_flight = gauge("tiles_in_flight", "Tiles queued or being encoded.");

@@ -48,6 +48,9 @@ class StageMetrics {
   prometheus::Histogram* tiles_per_request = nullptr;
   prometheus::Histogram* frames_per_request = nullptr;
   prometheus::Counter* embedding_bytes_received = nullptr;
+  prometheus::Counter* media_cache_hits = nullptr;    // media items
+  prometheus::Counter* media_cache_misses = nullptr;
+  prometheus::Gauge* media_cache_bytes = nullptr;
   // Vision.
   prometheus::Histogram* vision_encode = nullptr;
   prometheus::Counter* tiles_encoded = nullptr;

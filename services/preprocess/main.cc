@@ -32,6 +32,9 @@ ABSL_FLAG(double, max_video_seconds, 600, "Longest video, seconds.");
 ABSL_FLAG(int, max_video_frames, 64, "Most frames sampled from one video.");
 ABSL_FLAG(int, max_prompt_tokens, 8192, "Longest prompt after expansion, tokens.");
 ABSL_FLAG(int, max_message_mb, 256, "Largest gRPC message, MiB.");
+ABSL_FLAG(int64_t, media_cache_bytes, 256ll << 20,
+          "Bound of the media cache (preprocessing metadata + image embeddings of media seen "
+          "before, by content and by client media id), bytes; 0 disables it.");
 ABSL_FLAG(int, shutdown_grace_s, 30, "Seconds in-flight requests get after SIGTERM.");
 
 using namespace smolserve;  // NOLINT
@@ -71,6 +74,7 @@ int main(int argc, char** argv) {
   preprocess::FrontServiceOptions options;
   options.workers = absl::GetFlag(FLAGS_workers);
   options.max_queue = absl::GetFlag(FLAGS_max_queue);
+  options.media_cache_bytes = absl::GetFlag(FLAGS_media_cache_bytes);
   options.media.allow_paths = !absl::GetFlag(FLAGS_media_root).empty();
   options.media.allowed_root = absl::GetFlag(FLAGS_media_root);
   options.media.base_dir = absl::GetFlag(FLAGS_media_root).empty() ? "." : absl::GetFlag(FLAGS_media_root);

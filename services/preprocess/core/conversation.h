@@ -14,10 +14,14 @@ struct MediaSource {
     kUrl,     // file:// and data: URLs are read locally; other schemes are refused
     kBase64,  // base64 text, optionally a "data:<mime>;base64," URL
     kBytes,   // raw bytes already in memory
+    kNone,    // no bytes: the item is named by `id` alone (resolved from a media cache)
   };
   Kind kind = Kind::kPath;
   std::string value;  // path, URL, base64 text or raw bytes
   std::string mime_type;  // optional hint
+  // Optional client-chosen id of the item: a server with a media cache keeps the item's
+  // preprocessing and embeddings under it, so a later request may send the id alone.
+  std::string id;
 };
 
 struct ContentItem {

@@ -77,15 +77,19 @@ absl::StatusOr<std::string> DecodeBase64(absl::string_view text, const MediaAcce
 }  // namespace
 
 std::string DescribeMediaSource(const MediaSource& source) {
+  std::string out;
   switch (source.kind) {
-    case MediaSource::Kind::kPath: return absl::StrCat("path '", source.value, "'");
+    case MediaSource::Kind::kPath: out = absl::StrCat("path '", source.value, "'"); break;
     case MediaSource::Kind::kUrl:
-      return absl::StrCat("url '", source.value.substr(0, std::min<size_t>(source.value.size(), 64)),
-                          source.value.size() > 64 ? "...'" : "'");
-    case MediaSource::Kind::kBase64: return absl::StrCat("base64 (", source.value.size(), " chars)");
-    case MediaSource::Kind::kBytes: return absl::StrCat("bytes (", source.value.size(), ")");
+      out = absl::StrCat("url '", source.value.substr(0, std::min<size_t>(source.value.size(), 64)),
+                         source.value.size() > 64 ? "...'" : "'");
+      break;
+    case MediaSource::Kind::kBase64: out = absl::StrCat("base64 (", source.value.size(), " chars)"); break;
+    case MediaSource::Kind::kBytes: out = absl::StrCat("bytes (", source.value.size(), ")"); break;
+    case MediaSource::Kind::kNone: return absl::StrCat("id '", source.id, "'");
   }
-  return "media";
+  if (!source.id.empty()) absl::StrAppend(&out, ", id '", source.id, "'");
+  return out;
 }
 
 absl::StatusOr<std::string> ReadMediaBytes(const MediaSource& source, const MediaAccess& access) {
@@ -112,6 +116,8 @@ absl::StatusOr<std::string> ReadMediaBytes(const MediaSource& source, const Medi
       return absl::InvalidArgumentError(absl::StrCat("unsupported media URL scheme in '",
                                                      url.substr(0, 32), "'"));
     }
+    case MediaSource::Kind::kNone:
+      return absl::InvalidArgumentError("media has no data, path or url");
   }
   return absl::InternalError("unknown media source kind");
 }

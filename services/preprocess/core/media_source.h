@@ -22,11 +22,12 @@ struct MediaAccess {
 };
 
 // Errors: NOT_FOUND (missing file), PERMISSION_DENIED (path outside the allowed root or
-// paths disabled), INVALID_ARGUMENT (bad base64 / URL), UNIMPLEMENTED (network URLs),
-// RESOURCE_EXHAUSTED (over max_bytes).
+// paths disabled), INVALID_ARGUMENT (bad base64 / URL, or no source: kind kNone),
+// UNIMPLEMENTED (network URLs), RESOURCE_EXHAUSTED (over max_bytes).
 absl::StatusOr<std::string> ReadMediaBytes(const MediaSource& source, const MediaAccess& access);
 
-// A short description for error messages ("path 'a.jpg'", "base64 (1234 chars)").
+// A short description for error messages ("path 'a.jpg'", "base64 (1234 chars)",
+// "bytes (5120), id 'cat'", "id 'cat'").
 std::string DescribeMediaSource(const MediaSource& source);
 
 }  // namespace smolserve::preprocess

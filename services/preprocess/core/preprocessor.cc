@@ -12,6 +12,7 @@
 #include "services/preprocess/core/image/image_decode.h"
 #include "services/preprocess/core/image/image_processor.h"
 #include "services/preprocess/core/image/normalize.h"
+#include "services/preprocess/core/media_key.h"
 #include "services/preprocess/core/prompt.h"
 #include "services/preprocess/core/video/video_processor.h"
 #include "services/preprocess/core/video/video_prompt.h"
@@ -40,11 +41,32 @@ bool HasVideo(const Conversation& conv) {
   return false;
 }
 
+// A looked-up MediaInfo must describe an item of the same kind that can be laid out.
+absl::Status CheckCachedInfo(const MediaInfo& info, MediaInfo::Kind kind) {
+  if (info.kind != kind) return absl::InternalError("cached media item is of another kind");
+  if (kind == MediaInfo::Kind::kImage) {
+    const int expected = info.rows == 0 && info.cols == 0 ? 1 : info.rows * info.cols + 1;
+    if (info.rows < 0 || info.cols < 0 || info.num_tiles != expected) {
+      return absl::InternalError("cached image has an inconsistent tile grid");
+    }
+  } else if (info.num_tiles < 1 || info.timestamps.size() != static_cast<size_t>(info.num_tiles)) {
+    return absl::InternalError("cached video has inconsistent frames and timestamps");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int PreparedBatch::num_real_tiles() const {
   int n = 0;
   for (const auto& m : media) n += m.num_tiles;
+  return n;
+}
+
+int PreparedBatch::num_cached_tiles() const {
+  int n = 0;
+  for (const auto& m : media)
+    if (m.from_cache) n += m.num_tiles;
   return n;
 }
 
@@ -69,15 +91,22 @@ absl::StatusOr<std::unique_ptr<Preprocessor>> Preprocessor::Create(
   } else if (tmpl.status().code() != absl::StatusCode::kNotFound) {
     return tmpl.status();
   }
+  ASSIGN_OR_RETURN(p->model_identity_, ModelIdentity(options.model_dir));
   return p;
 }
 
 absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& request) const {
-  return Prepare(request, options_.media_access);
+  return Prepare(request, options_.media_access, MediaLookup());
 }
 
 absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& request,
-                                                    const MediaAccess& access_in) const {
+                                                    const MediaAccess& access) const {
+  return Prepare(request, access, MediaLookup());
+}
+
+absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& request,
+                                                    const MediaAccess& access_in,
+                                                    const MediaLookup& lookup) const {
   const MediaLimits& limits = options_.limits;
   MediaAccess access = access_in;
   access.max_bytes = limits.max_encoded_bytes;
@@ -125,28 +154,77 @@ absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& reques
   const int S = config_.image_seq_len;
   const int T = image_options.max_image_size;
 
+  // What shapes an item's preprocessing besides its bytes and the model files (media keys).
+  std::string image_key_options, video_key_options;
+  if (lookup) {
+    image_key_options = KeyOptions()
+                            .Add("do_resize", image_options.do_resize)
+                            .Add("longest_edge", image_options.longest_edge)
+                            .Add("max_image_size", image_options.max_image_size)
+                            .Add("do_image_splitting", image_options.do_image_splitting)
+                            .Add("resample", config_.resample)
+                            .Add("keep_image_mode", keep_mode)
+                            .Add("image_seq_len", S)
+                            .bytes();
+    video_key_options = KeyOptions()
+                            .Add("fps", video_options.sampling.fps)
+                            .Add("max_frames", video_options.sampling.max_frames)
+                            .Add("num_frames", video_options.sampling.num_frames.value_or(-1))
+                            .Add("skip_secs", video_options.sampling.skip_secs)
+                            .Add("longest_edge", video_options.longest_edge)
+                            .Add("max_image_size", video_options.max_image_size)
+                            .Add("image_seq_len", S)
+                            .bytes();
+  }
+
   PreparedBatch batch;
   batch.image_seq_len = S;
   const int B = static_cast<int>(request.conversations.size());
   std::vector<std::vector<MediaResult>> media(B);
 
-  // Decode and process every media item.
+  // Decode and process every media item (or take what the lookup kept of it).
+  int media_index = 0;
   for (int b = 0; b < B; ++b) {
     int image_k = 0, video_k = 0;
     for (const auto& msg : request.conversations[b]) {
       for (const auto& item : msg.content) {
         if (item.type == ContentItem::Type::kText) continue;
         const bool is_image = item.type == ContentItem::Type::kImage;
+        const MediaInfo::Kind kind = is_image ? MediaInfo::Kind::kImage : MediaInfo::Kind::kVideo;
         const std::string what =
             absl::StrCat(B > 1 ? absl::StrCat("conversation ", b, ", ") : "",
                          is_image ? "image " : "video ", is_image ? image_k++ : video_k++, " (",
                          DescribeMediaSource(item.source), ")");
         const auto start = Clock::now();
-        auto bytes = ReadMediaBytes(item.source, access);
-        if (!bytes.ok()) return Annotate(bytes.status(), what);
+        const bool has_source = item.source.kind != MediaSource::Kind::kNone;
+        absl::StatusOr<std::string> bytes = std::string();
+        if (has_source) {
+          bytes = ReadMediaBytes(item.source, access);
+          if (!bytes.ok()) return Annotate(bytes.status(), what);
+        }
         MediaResult r;
-        r.info.conversation = b;
-        if (is_image) {
+        std::optional<MediaInfo> cached;
+        MediaKeys keys;
+        if (lookup) {
+          const std::string& key_options = is_image ? image_key_options : video_key_options;
+          if (has_source) keys.content = MediaContentKey(model_identity_, kind, key_options, *bytes);
+          if (!item.source.id.empty()) {
+            keys.id = MediaIdKey(model_identity_, kind, key_options, item.source.id);
+          }
+          cached = lookup(media_index, keys);
+        }
+        ++media_index;
+        if (!cached && !has_source) {
+          return absl::NotFoundError(absl::StrCat(what, ": media id '", item.source.id,
+                                                  "' is not cached; send the media data"));
+        }
+        if (cached) {
+          if (auto s = CheckCachedInfo(*cached, kind); !s.ok()) return Annotate(s, what);
+          r.info = *std::move(cached);
+          r.info.from_cache = true;
+          r.info.first_tile = -1;
+          for (const auto& [m, sec] : r.info.timestamps) r.timestamps.push_back({m, sec});
+        } else if (is_image) {
           ImageDecodeOptions decode_options;
           decode_options.convert_to_rgb = !keep_mode;
           decode_options.limits = limits;
@@ -185,7 +263,9 @@ absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& reques
                                                     a.width, ", expected ", T, "x", T, " RGB"));
           }
         }
-        r.info.num_tiles = static_cast<int>(r.arrays.size());
+        if (!r.info.from_cache) r.info.num_tiles = static_cast<int>(r.arrays.size());
+        r.info.conversation = b;
+        r.info.keys = keys;
         r.info.decode_ms = MsSince(start);
         media[b].push_back(std::move(r));
       }
@@ -250,11 +330,11 @@ absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& reques
     batch.attention_mask.push_back(std::move(mask));
   }
 
-  // Pixel tensors.
+  // Pixel tensors (of the items that were decoded).
   int n_max = 0;
   for (int b = 0; b < B; ++b) {
     int n = 0;
-    for (const auto& r : media[b]) n += r.info.num_tiles;
+    for (const auto& r : media[b]) n += static_cast<int>(r.arrays.size());
     n_max = std::max(n_max, n);
   }
   if (n_max > 0) {
@@ -270,17 +350,18 @@ absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& reques
     for (int b = 0; b < B; ++b) {
       int slot = 0;
       for (auto& r : media[b]) {
-        r.info.first_tile = slot;
+        if (!r.info.from_cache) r.info.first_tile = slot;
         for (const Image& a : r.arrays) {
           const size_t index = static_cast<size_t>(b) * n_max + slot;
           NormalizeToCHW(a, r.formula, params, pv + index * 3 * plane, T, T);
           std::memset(pm + index * plane, 1, plane);
           ++slot;
         }
-        batch.media.push_back(std::move(r.info));
       }
     }
   }
+  for (int b = 0; b < B; ++b)
+    for (auto& r : media[b]) batch.media.push_back(std::move(r.info));
   return batch;
 }
 

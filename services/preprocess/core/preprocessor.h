@@ -5,11 +5,15 @@
 // reference image processor, sample and resize video frames as the reference video
 // processor, render the chat template, expand the placeholders into the image-token
 // layout, tokenize, and left-pad the batch. Limits are checked before expensive work.
+// A caller with a media cache passes a MediaLookup: items it already holds (by content or by
+// client id, media_key.h) skip decoding and tiling and only shape the prompt.
 #ifndef SMOLSERVE_SERVICES_PREPROCESS_CORE_PREPROCESSOR_H_
 #define SMOLSERVE_SERVICES_PREPROCESS_CORE_PREPROCESSOR_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,7 +21,9 @@
 
 #include "absl/status/statusor.h"
 #include "services/preprocess/core/chat_template.h"
+#include "common/cache/sha256.h"
 #include "services/preprocess/core/limits.h"
+#include "services/preprocess/core/media_info.h"
 #include "services/preprocess/core/media_source.h"
 #include "services/preprocess/core/processor_config.h"
 #include "services/preprocess/core/request.h"
@@ -32,40 +38,32 @@ struct PreprocessorOptions {
   int pad_token_id = 2;      // <|im_end|>; batches are left-padded with it
 };
 
-// What one media item became.
-struct MediaInfo {
-  enum class Kind { kImage, kVideo };
-  Kind kind = Kind::kImage;
-  int conversation = 0;     // index in the batch
-  int first_tile = 0;       // index of its first array in the conversation's pixel_values row
-  int num_tiles = 0;        // arrays it contributed (tiles + global image, or frames)
-  int rows = 0, cols = 0;   // image grid (0, 0 = single image)
-  int source_height = 0, source_width = 0;
-  // Video only.
-  std::vector<int64_t> sampled_frame_indices;          // into the decoded frames
-  std::vector<std::pair<int, int>> timestamps;          // (minutes, seconds) per frame
-  int duration_int = 0;                                 // whole seconds (header)
-  double fps = 0;                                       // header average frame rate
-  int64_t total_num_frames = 0;                         // header frame count
-  int64_t decoded_frames = 0;
-  double decode_ms = 0;     // decoding + resizing time of this item
-};
-
 struct PreparedBatch {
   std::vector<std::string> prompt_template;       // rendered chat template, per conversation
   std::vector<std::string> prompt_expanded;       // after placeholder expansion
   std::vector<std::vector<int32_t>> input_ids;    // left-padded to one length
   std::vector<std::vector<int32_t>> attention_mask;
-  // float32 [B, N_max, 3, T, T]; all-zero arrays pad rows with fewer tiles. Undefined
-  // when no conversation has media.
+  // float32 [B, N_max, 3, T, T]: the arrays of every media item not supplied by a
+  // MediaLookup, in prompt order; all-zero arrays pad rows with fewer tiles. Undefined when
+  // no conversation has such media.
   at::Tensor pixel_values;
   // uint8 [B, N_max, T, T]: 1 over real arrays, 0 over padding arrays.
   at::Tensor pixel_attention_mask;
+  // Every media item, batch order then prompt order (the order of its embeddings).
   std::vector<MediaInfo> media;
   int image_seq_len = 64;
-  int num_real_tiles() const;
+  int num_real_tiles() const;      // tiles + frames of every media item, cached or not
+  int num_cached_tiles() const;    // those of the items a MediaLookup supplied
   int prompt_tokens(int b) const;  // unpadded length of row b
 };
+
+// A caller's store of media items preprocessed before (a media cache). Called once per media
+// item, in the order of PreparedBatch::media (`index`), after its bytes are read and its keys
+// computed (keys.content when the item has a source, keys.id when it has an id). Returning
+// the MediaInfo an earlier Prepare produced for those keys skips decoding and tiling the
+// item: it gets no arrays in pixel_values and is marked from_cache. nullopt: processed as usual
+// (an item with only an id is then NOT_FOUND).
+using MediaLookup = std::function<std::optional<MediaInfo>(int index, const MediaKeys& keys)>;
 
 class Preprocessor {
  public:
@@ -76,10 +74,16 @@ class Preprocessor {
   // Same, with the media access (base directory) of this request.
   absl::StatusOr<PreparedBatch> Prepare(const PrepareRequest& request,
                                         const MediaAccess& access) const;
+  // Same, consulting `lookup` (may be empty) for every media item; with a lookup, every
+  // MediaInfo carries its keys so the caller can store what it did not find.
+  absl::StatusOr<PreparedBatch> Prepare(const PrepareRequest& request, const MediaAccess& access,
+                                        const MediaLookup& lookup) const;
 
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const ProcessorConfig& config() const { return config_; }
   const PreprocessorOptions& options() const { return options_; }
+  // ModelIdentity() of the model folder, computed once by Create: part of every media key.
+  const cache::Digest& model_identity() const { return model_identity_; }
 
  private:
   Preprocessor() = default;
@@ -87,6 +91,7 @@ class Preprocessor {
   ProcessorConfig config_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::string model_template_;  // the folder's Jinja text ("" if none)
+  cache::Digest model_identity_{};
 };
 
 }  // namespace smolserve::preprocess

@@ -36,8 +36,17 @@ absl::StatusOr<ContentItem> ParseItem(const json& j, const std::string& where) {
                          : std::string(key) == "url" ? MediaSource::Kind::kUrl
                                                      : MediaSource::Kind::kBase64;
     }
-    if (sources != 1) {
-      return Bad(where, absl::StrCat(type, " item needs exactly one of \"path\", \"url\", \"base64\""));
+    if (j.contains("id")) {
+      if (!j["id"].is_string() || j["id"].get<std::string>().empty()) {
+        return Bad(where, "\"id\" must be a non-empty string");
+      }
+      item.source.id = j["id"].get<std::string>();
+    }
+    if (sources == 0 && !item.source.id.empty()) {
+      item.source.kind = MediaSource::Kind::kNone;
+    } else if (sources != 1) {
+      return Bad(where, absl::StrCat(type, " item needs exactly one of \"path\", \"url\", \"base64\"",
+                                     " (or only an \"id\" of media sent before)"));
     }
     if (j.contains("mime_type") && j["mime_type"].is_string()) {
       item.source.mime_type = j["mime_type"].get<std::string>();

@@ -4,6 +4,8 @@
 // Messages are in the transformers chat format: {"role": "...", "content": [items]} with
 // items {"type": "text", "text": ...}, {"type": "image", "path"|"url"|"base64": ...},
 // {"type": "video", "path"|"url"|"base64": ...}; a plain string content is one text item.
+// A media item may also carry "id" (a client-chosen name for the media cache of a server),
+// with or without a source; with none, it names media sent in an earlier request.
 // Optional "processor" overrides (see ProcessorOverrides) and "generation" parameters.
 #ifndef SMOLSERVE_SERVICES_PREPROCESS_CORE_REQUEST_H_
 #define SMOLSERVE_SERVICES_PREPROCESS_CORE_REQUEST_H_

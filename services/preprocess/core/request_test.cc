@@ -84,5 +84,22 @@ TEST(Request, RejectsMalformedRequestsWithThePath) {
   }
 }
 
+TEST(Request, MediaItemsMayCarryAnIdWithOrWithoutASource) {
+  auto r = ParsePrepareRequest(R"({"messages": [{"role": "user", "content": [
+      {"type": "image", "path": "a.jpg", "id": "cat"}, {"type": "video", "id": "clip"}]}]})");
+  ASSERT_TRUE(r.ok()) << r.status();
+  const auto& items = r->conversations[0][0].content;
+  EXPECT_EQ(items[0].source.kind, MediaSource::Kind::kPath);
+  EXPECT_EQ(items[0].source.id, "cat");
+  EXPECT_EQ(items[1].source.kind, MediaSource::Kind::kNone);
+  EXPECT_EQ(items[1].source.id, "clip");
+  for (const char* bad : {R"({"type": "image", "id": 5})", R"({"type": "image", "id": ""})",
+                          R"({"type": "image"})", R"({"type": "image", "path": "a", "url": "b", "id": "c"})"}) {
+    auto b = ParsePrepareRequest(
+        std::string(R"({"messages": [{"role": "user", "content": [)") + bad + "]}]}");
+    EXPECT_EQ(b.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace smolserve::preprocess

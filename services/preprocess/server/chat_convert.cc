@@ -10,6 +10,7 @@ namespace {
 absl::StatusOr<MediaSource> FromProto(const v1::Media& m, const std::string& where) {
   MediaSource s;
   s.mime_type = m.mime_type();
+  s.id = m.id();
   switch (m.source_case()) {
     case v1::Media::kData:
       s.kind = MediaSource::Kind::kBytes;
@@ -24,7 +25,11 @@ absl::StatusOr<MediaSource> FromProto(const v1::Media& m, const std::string& whe
       s.value = m.url();
       return s;
     default:
-      return absl::InvalidArgumentError(absl::StrCat(where, ": media has no data, path or url"));
+      if (!m.id().empty()) {
+        s.kind = MediaSource::Kind::kNone;  // named by its id alone (media sent before)
+        return s;
+      }
+      return absl::InvalidArgumentError(absl::StrCat(where, ": media has no data, path, url or id"));
   }
 }
 
@@ -116,13 +121,18 @@ absl::StatusOr<v1::ChatRequest> ToChatRequest(const PrepareRequest& request,
           continue;
         }
         const bool image = item.type == ContentItem::Type::kImage;
+        v1::Media* media = image ? c->mutable_image() : c->mutable_video();
+        media->set_id(item.source.id);
+        if (item.source.kind == MediaSource::Kind::kNone) {
+          (image ? image_k : video_k)++;
+          continue;
+        }
         auto bytes = ReadMediaBytes(item.source, access);
         if (!bytes.ok()) {
           return absl::Status(bytes.status().code(),
                               absl::StrCat(image ? "image " : "video ", image ? image_k : video_k,
                                            ": ", bytes.status().message()));
         }
-        v1::Media* media = image ? c->mutable_image() : c->mutable_video();
         media->set_data(*std::move(bytes));
         media->set_mime_type(item.source.mime_type);
         (image ? image_k : video_k)++;

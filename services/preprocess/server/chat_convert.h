@@ -10,11 +10,13 @@
 namespace smolserve::preprocess {
 
 // ChatRequest -> PrepareRequest. Media bytes are moved in as MediaSource::kBytes; paths
-// and URLs are kept for MediaAccess to judge. INVALID_ARGUMENT for structural problems.
+// and URLs are kept for MediaAccess to judge; a media id is kept, and an id without a
+// source becomes MediaSource::kNone. INVALID_ARGUMENT for structural problems.
 absl::StatusOr<PrepareRequest> ToPrepareRequest(const v1::ChatRequest& request);
 
 // PrepareRequest (already read from JSON) -> ChatRequest, reading every local media item
-// into bytes with `access` (the client side of `smolvlm chat`).
+// into bytes with `access` (the client side of `smolvlm chat`); media ids are passed on,
+// and an item with only an id is sent without data.
 absl::StatusOr<v1::ChatRequest> ToChatRequest(const PrepareRequest& request,
                                               const MediaAccess& access);
 

@@ -2,8 +2,11 @@
 
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -42,7 +45,73 @@ struct ConversationResult {
   v1::Choice choice;
   double vision_ms = 0, prefill_ms = 0, decode_ms = 0;
   uint64_t embedding_bytes = 0;
+  uint32_t cached_tiles = 0;  // the front's media cache + the vision stage's own cache
 };
+
+// The image_hidden_states of one conversation for the decoder, in prompt order: the rows of
+// items found in the media cache (`hits`, by media index) and the vision stage's answer for
+// the others (`encoded`: rows of the uncached items, in order, or null when there are none).
+// Stores the fresh items' rows in `cache` when given.
+absl::Status AssembleEmbeddings(const PreparedBatch& batch, const std::vector<int>& items,
+                                const std::vector<std::shared_ptr<const CachedMedia>>& hits,
+                                v1::Tensor* encoded, MediaCache* cache, v1::Tensor* out) {
+  int64_t fresh_tiles = 0;
+  bool any_cached = false;
+  for (int i : items) {
+    if (batch.media[i].from_cache) {
+      any_cached = true;
+    } else {
+      fresh_tiles += batch.media[i].num_tiles;
+    }
+  }
+  at::Tensor fresh;
+  if (fresh_tiles > 0) {
+    if (encoded == nullptr) return absl::InternalError("no embeddings for the encoded media");
+    auto t = grpc_util::TensorFromProto(*encoded, "vision: image_hidden_states");
+    if (!t.ok()) return t.status();
+    fresh = *std::move(t);
+    if (fresh.dim() != 3 || fresh.size(0) != fresh_tiles) {
+      return absl::InternalError(absl::StrCat("vision: returned ", fresh.dim() > 0 ? fresh.size(0) : 0,
+                                              " embeddings for ", fresh_tiles, " tiles"));
+    }
+  }
+  std::vector<at::Tensor> parts;
+  int64_t offset = 0;
+  try {
+    for (int i : items) {
+      const MediaInfo& m = batch.media[i];
+      if (m.from_cache) {
+        parts.push_back(hits[i]->embeddings);
+        continue;
+      }
+      at::Tensor rows = fresh.narrow(0, offset, m.num_tiles);
+      offset += m.num_tiles;
+      if (cache != nullptr && !m.keys.empty()) {
+        auto entry = std::make_shared<CachedMedia>();
+        entry->info = m;
+        entry->embeddings = rows.clone();
+        cache->Store(m.keys, std::move(entry));
+      }
+      parts.push_back(rows);
+    }
+    if (!any_cached) {  // all fresh: pass the vision stage's tensor on as it came
+      *out = std::move(*encoded);
+      return absl::OkStatus();
+    }
+    // One dtype for the decoder: the vision stage's current one.
+    const at::ScalarType dtype = fresh.defined() ? fresh.scalar_type() : parts[0].scalar_type();
+    for (auto& p : parts) {
+      if (p.scalar_type() != dtype) p = p.to(dtype);
+      if (p.dim() != 3 || p.size(1) != parts[0].size(1) || p.size(2) != parts[0].size(2)) {
+        return absl::FailedPreconditionError(
+            "cached image embeddings do not match the vision stage's shape");
+      }
+    }
+    return grpc_util::TensorToProto(at::cat(parts, 0), out);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("assembling image embeddings: ", e.what_without_backtrace()));
+  }
+}
 
 }  // namespace
 
@@ -56,7 +125,11 @@ FrontService::FrontService(const FrontServiceOptions& options,
       preprocessor_(std::move(preprocessor)),
       vision_(v1::Vision::NewStub(vision)),
       decoder_(v1::Decoder::NewStub(decoder)),
-      executor_(options.workers, options.max_queue) {}
+      executor_(options.workers, options.max_queue) {
+  if (options.media_cache_bytes > 0) {
+    media_cache_ = std::make_unique<MediaCache>(options.media_cache_bytes);
+  }
+}
 
 FrontService::~FrontService() { Shutdown(); }
 
@@ -89,20 +162,38 @@ void FrontService::Shutdown() { executor_.Shutdown(); }
     std::vector<ConversationResult> results;
     int tiles = 0;
     const auto started = Clock::now();
-    auto batch = preprocessor_->Prepare(prepare, options_.media);
+    // Media cache hits, by media index (what the preprocessor took from the cache).
+    std::vector<std::shared_ptr<const CachedMedia>> hits;
+    MediaLookup lookup;
+    if (media_cache_ != nullptr) {
+      lookup = [this, &hits](int index, const MediaKeys& keys) -> std::optional<MediaInfo> {
+        if (static_cast<int>(hits.size()) <= index) hits.resize(index + 1);
+        hits[index] = media_cache_->Find(keys);
+        if (hits[index] == nullptr) return std::nullopt;
+        return hits[index]->info;
+      };
+    }
+    auto batch = preprocessor_->Prepare(prepare, options_.media, lookup);
     const auto prepared = Clock::now();
     timings.set_preprocess_ms(Ms(started, prepared));
     if (!batch.ok()) {
       status = WithStage(batch.status(), "preprocess");
     } else {
       tiles = batch->num_real_tiles();
+      timings.set_tiles(static_cast<uint32_t>(tiles));
+      hits.resize(batch->media.size());
       int frames = 0;
       for (const auto& m : batch->media) {
+        if (m.kind == MediaInfo::Kind::kVideo) frames += m.num_tiles;
+        if (m.from_cache) {
+          metrics_->media_cache_hits->Increment();
+          continue;
+        }
+        if (media_cache_ != nullptr) metrics_->media_cache_misses->Increment();
         if (m.kind == MediaInfo::Kind::kImage) {
           metrics_->media_decode_image->Observe(m.decode_ms / 1e3);
         } else {
           metrics_->media_decode_video->Observe(m.decode_ms / 1e3);
-          frames += m.num_tiles;
         }
       }
       if (tiles - frames > 0) metrics_->tiles_per_request->Observe(tiles - frames);
@@ -112,15 +203,24 @@ void FrontService::Shutdown() { executor_.Shutdown(); }
       std::mutex first_mu;
       auto run_one = [&](int b) {
         ConversationResult& r = results[b];
-        // Vision: this conversation's real arrays.
-        int n = 0;
-        for (const auto& m : batch->media)
-          if (m.conversation == b) n += m.num_tiles;
+        // This conversation's media, in prompt order; vision gets the arrays of those not
+        // found in the media cache (packed at the start of its pixel row).
+        std::vector<int> items;
+        int n = 0, n_encode = 0;
+        for (size_t i = 0; i < batch->media.size(); ++i) {
+          const MediaInfo& m = batch->media[i];
+          if (m.conversation != b) continue;
+          items.push_back(static_cast<int>(i));
+          n += m.num_tiles;
+          if (!m.from_cache) n_encode += m.num_tiles;
+        }
+        r.cached_tiles = static_cast<uint32_t>(n - n_encode);
         v1::GenerateRequest gen;
-        if (n > 0) {
+        v1::EncodeResponse resp;
+        if (n_encode > 0) {
           v1::EncodeRequest enc;
-          at::Tensor pv = batch->pixel_values[b].narrow(0, 0, n);
-          at::Tensor pm = batch->pixel_attention_mask[b].narrow(0, 0, n);
+          at::Tensor pv = batch->pixel_values[b].narrow(0, 0, n_encode);
+          at::Tensor pm = batch->pixel_attention_mask[b].narrow(0, 0, n_encode);
           if (auto s = grpc_util::TensorToProto(pv, enc.mutable_pixel_values()); !s.ok()) {
             r.status = s;
             return;
@@ -130,7 +230,6 @@ void FrontService::Shutdown() { executor_.Shutdown(); }
             return;
           }
           auto ctx = ::grpc::ClientContext::FromCallbackServerContext(*context);
-          v1::EncodeResponse resp;
           const auto v0 = Clock::now();
           ::grpc::Status gs = vision_->Encode(ctx.get(), enc, &resp);
           r.vision_ms = Ms(v0, Clock::now());
@@ -139,7 +238,18 @@ void FrontService::Shutdown() { executor_.Shutdown(); }
             return;
           }
           r.embedding_bytes = resp.image_hidden_states().data().size();
-          *gen.mutable_image_hidden_states() = std::move(*resp.mutable_image_hidden_states());
+          r.cached_tiles += resp.cached_tiles();
+        }
+        if (n > 0) {
+          if (n_encode == n && media_cache_ == nullptr) {
+            *gen.mutable_image_hidden_states() = std::move(*resp.mutable_image_hidden_states());
+          } else if (auto s = AssembleEmbeddings(*batch, items, hits,
+                                                 n_encode > 0 ? resp.mutable_image_hidden_states() : nullptr,
+                                                 media_cache_.get(), gen.mutable_image_hidden_states());
+                     !s.ok()) {
+            r.status = WithStage(s, "preprocess");
+            return;
+          }
         }
         // Decoder: the unpadded prompt.
         const auto& ids = batch->input_ids[b];
@@ -195,6 +305,10 @@ void FrontService::Shutdown() { executor_.Shutdown(); }
         timings.set_prefill_ms(std::max(timings.prefill_ms(), r.prefill_ms));
         timings.set_decode_ms(std::max(timings.decode_ms(), r.decode_ms));
         timings.set_embedding_bytes(timings.embedding_bytes() + r.embedding_bytes);
+        timings.set_cached_tiles(timings.cached_tiles() + r.cached_tiles);
+      }
+      if (media_cache_ != nullptr) {
+        metrics_->media_cache_bytes->Set(static_cast<double>(media_cache_->stats().bytes));
       }
       for (const auto& m : batch->media) {
         if (m.kind == MediaInfo::Kind::kVideo) {
@@ -212,10 +326,12 @@ void FrontService::Shutdown() { executor_.Shutdown(); }
     if (status.ok() && stream->cancelled()) status = absl::CancelledError("cancelled by the client");
     std::fprintf(stderr,
                  "{\"stage\":\"preprocess\",\"rpc\":\"Chat\",\"request_id\":\"%s\","
-                 "\"conversations\":%d,\"tiles\":%d,\"queue_ms\":%.1f,\"preprocess_ms\":%.1f,"
+                 "\"conversations\":%d,\"tiles\":%d,\"cached_tiles\":%u,\"queue_ms\":%.1f,"
+                 "\"preprocess_ms\":%.1f,"
                  "\"vision_ms\":%.1f,\"prefill_ms\":%.1f,\"decode_ms\":%.1f,\"ttft_ms\":%.1f,"
                  "\"total_ms\":%.1f,\"embedding_bytes\":%llu,\"status\":\"%s\"}\n",
-                 request_id.c_str(), request->conversations_size(), tiles, Ms(received, started),
+                 request_id.c_str(), request->conversations_size(), tiles, timings.cached_tiles(),
+                 Ms(received, started),
                  timings.preprocess_ms(), timings.vision_ms(), timings.prefill_ms(),
                  timings.decode_ms(), timings.time_to_first_token_ms(), timings.total_ms(),
                  static_cast<unsigned long long>(timings.embedding_bytes()),
