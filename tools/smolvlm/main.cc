@@ -1,6 +1,6 @@
 // smolvlm: the command-line tool.
 //   smolvlm prepare --model DIR --request REQ.json [--dump-dir OUT]
-// (run, make-model, bench-local and chat are added by their subsystems.)
+// (run, make-model, bench-local, chat and bench are added by their subsystems.)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,9 +15,12 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
 #include "services/preprocess/core/preprocessor.h"
 #include "services/preprocess/server/chat_convert.h"
+#include "tools/smolvlm/bench.h"
+#include "tools/smolvlm/bench_stages.h"
 #include "tools/smolvlm/chat_client.h"
 #include "tools/smolvlm/dump.h"
 #include "tools/smolvlm/local_pipeline.h"
@@ -44,23 +47,33 @@ ABSL_FLAG(double, temperature, -1, "Sampling temperature (> 0 samples).");
 ABSL_FLAG(double, top_p, -1, "Nucleus sampling threshold.");
 ABSL_FLAG(int, top_k, -1, "Top-k sampling.");
 ABSL_FLAG(double, repetition_penalty, -1, "Repetition penalty.");
-ABSL_FLAG(int64_t, seed, -1, "Sampling seed.");
+ABSL_FLAG(int64_t, seed, -1, "Sampling seed; bench: also the seed of the request draws (unset: 0).");
 ABSL_FLAG(bool, ignore_eos, false, "Generate exactly max_new_tokens.");
-ABSL_FLAG(double, deadline_s, 0, "chat: deadline for the whole call, seconds (0: none).");
-ABSL_FLAG(std::string, dtype, "f32", "run/bench-local: f32 or bf16.");
+ABSL_FLAG(double, deadline_s, 0, "chat, bench: deadline of each call, seconds (0: none).");
+ABSL_FLAG(std::string, dtype, "f32", "run/bench-local/bench --in-process: f32 or bf16.");
 ABSL_FLAG(int, threads, 0, "LibTorch intra-op threads (0: the CPU quota of this process).");
 ABSL_FLAG(std::string, preset, "256m", "make-model: tiny, 256m, 500m or 2.2b.");
 ABSL_FLAG(uint64_t, seed_weights, 0, "make-model: seed of the random weights (--seed works too).");
-ABSL_FLAG(std::string, out, "", "make-model: output folder.");
+ABSL_FLAG(std::string, out, "", "make-model: output folder; bench: append each point's JSON to this file (JSON Lines).");
 ABSL_FLAG(bool, bf16, false, "make-model: store weights as bfloat16.");
 ABSL_FLAG(std::string, presets_dir, "models/presets", "make-model: folder of the preset configs.");
 ABSL_FLAG(std::string, tokenizer_dir, "models/SmolVLM-256M-Instruct", "make-model: tokenizer files.");
-ABSL_FLAG(int, new_tokens, 64, "bench-local: tokens to generate.");
+ABSL_FLAG(int, new_tokens, 64, "bench-local, bench: tokens to generate.");
 ABSL_FLAG(int64_t, max_encoded_bytes, 64ll << 20, "Largest media item, bytes.");
 ABSL_FLAG(int64_t, max_image_pixels, 40'000'000, "Largest decoded image, width*height.");
 ABSL_FLAG(int, max_images, 16, "Most images per request.");
 ABSL_FLAG(double, max_video_seconds, 600, "Longest video, seconds.");
 ABSL_FLAG(int, max_prompt_tokens, 8192, "Longest prompt after expansion, tokens.");
+ABSL_FLAG(bool, in_process, false, "bench: run the three stages inside this process (needs --model).");
+ABSL_FLAG(int, concurrency, 1, "bench: closed-loop client workers.");
+ABSL_FLAG(int, requests, 0, "bench: measured requests per point (0: 4 x concurrency).");
+ABSL_FLAG(int, warmup, 0, "bench: requests run before each measured point.");
+ABSL_FLAG(std::string, mix, "text=1,image=1", "bench: request kinds and weights (text, image, images2, video).");
+ABSL_FLAG(bool, unique_media, false, "bench: a distinct image (a few pixels changed) in every image request.");
+ABSL_FLAG(bool, media_id, false, "bench: set Media.id to the content's sha256.");
+ABSL_FLAG(bool, processor_no_split, false, "bench: do_image_splitting=false.");
+ABSL_FLAG(std::string, sweep, "", "bench: concurrencies to run in turn (e.g. 1,4,16), then a table.");
+ABSL_FLAG(std::string, label, "", "bench: stored in each point's JSON (e.g. before/after).");
 
 namespace smolserve::cli {
 namespace {
@@ -73,7 +86,12 @@ constexpr char kUsage[] =
     "  make-model --preset tiny|256m|500m|2.2b --seed S --out DIR [--bf16]\n"
     "  bench-local --model DIR --image PATH [--video PATH] [--new-tokens 64]\n"
     "  chat --target HOST:PORT (--request REQ.json | --image P --video P --text T) [--stream]\n"
-    "       [--max-new-tokens N] [--greedy | --temperature T --top-p P --top-k K --seed S]\n";
+    "       [--max-new-tokens N] [--greedy | --temperature T --top-p P --top-k K --seed S]\n"
+    "  bench (--target HOST:PORT | --in-process --model DIR [--threads N] [--dtype f32|bf16])\n"
+    "       [--concurrency N | --sweep 1,4,16] [--requests M] [--warmup K] [--new-tokens T]\n"
+    "       [--mix text=W,image=W,images2=W,video=W] [--seed S] [--image P[,P2]] [--video P]\n"
+    "       [--unique-media] [--media-id] [--processor-no-split] [--out FILE.jsonl] [--label L]\n"
+    "       [--deadline-s S]   load test of the front: one JSON line per point, a table with --sweep\n";
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -371,6 +389,83 @@ int BenchLocal() {
   return 0;
 }
 
+// `bench`: load against --target, or against the three stages started in this process.
+int Bench() {
+  BenchOptions o;
+  o.concurrency = absl::GetFlag(FLAGS_concurrency);
+  o.requests = absl::GetFlag(FLAGS_requests);
+  o.warmup = absl::GetFlag(FLAGS_warmup);
+  o.new_tokens = absl::GetFlag(FLAGS_new_tokens);
+  auto mix = ParseMediaMix(absl::GetFlag(FLAGS_mix));
+  if (!mix.ok()) return Fail(mix.status());
+  o.mix = *mix;
+  o.seed = absl::GetFlag(FLAGS_seed) >= 0 ? static_cast<uint64_t>(absl::GetFlag(FLAGS_seed)) : 0;
+  const std::string images = absl::GetFlag(FLAGS_image).empty()
+                                 ? "examples/media/fruits.jpg,examples/media/aero1.jpg"
+                                 : absl::GetFlag(FLAGS_image);
+  for (absl::string_view p : absl::StrSplit(images, ',', absl::SkipEmpty())) o.images.emplace_back(p);
+  o.video = absl::GetFlag(FLAGS_video).empty() ? "examples/media/Megamind.avi" : absl::GetFlag(FLAGS_video);
+  o.unique_media = absl::GetFlag(FLAGS_unique_media);
+  o.media_id = absl::GetFlag(FLAGS_media_id);
+  o.no_image_splitting = absl::GetFlag(FLAGS_processor_no_split);
+  if (!absl::GetFlag(FLAGS_sweep).empty()) {
+    auto sweep = ParseSweep(absl::GetFlag(FLAGS_sweep));
+    if (!sweep.ok()) return Fail(sweep.status());
+    o.sweep = *sweep;
+  }
+  if (o.concurrency < 1) return Fail(absl::InvalidArgumentError("--concurrency must be >= 1"));
+  o.label = absl::GetFlag(FLAGS_label);
+  o.deadline_s = absl::GetFlag(FLAGS_deadline_s);
+  o.generation.set_temperature(0);  // greedy unless the generation flags say otherwise
+  ApplyGenerationFlags(&o.generation);
+
+  std::unique_ptr<InProcessStages> stages;
+  if (absl::GetFlag(FLAGS_in_process)) {
+    InProcessStagesOptions so;
+    so.model = absl::GetFlag(FLAGS_model);
+    if (so.model.empty()) return Fail(absl::InvalidArgumentError("bench --in-process needs --model"));
+    so.dtype = absl::GetFlag(FLAGS_dtype);
+    so.threads = absl::GetFlag(FLAGS_threads);
+    // Queues deep enough for every closed-loop worker: the point measures latency, not refusals.
+    int most = o.concurrency;
+    for (int c : o.sweep) most = std::max(most, c);
+    so.max_queue = std::max(16, most);
+    so.limits = LimitsFromFlags();
+    auto started = InProcessStages::Start(so);
+    if (!started.ok()) return Fail(started.status());
+    stages = *std::move(started);
+    o.target = stages->front_address();
+    o.mode = "in-process";
+    o.extra["model"] = so.model;
+    o.extra["dtype"] = so.dtype;
+    o.extra["stage_threads"] = stages->threads();
+  } else {
+    o.target = absl::GetFlag(FLAGS_target);
+    o.mode = "target";
+  }
+
+  const std::string out_path = absl::GetFlag(FLAGS_out);
+  std::ofstream out;
+  if (!out_path.empty()) {
+    out.open(out_path, std::ios::app);
+    if (!out) return Fail(absl::InvalidArgumentError(absl::StrCat("cannot open --out '", out_path, "'")));
+  }
+  auto points = RunBench(o, [&](const nlohmann::ordered_json& j) {
+    const std::string line = j.dump();
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+    if (out.is_open()) out << line << "\n" << std::flush;
+  });
+  if (!points.ok()) return Fail(points.status());
+  if (!o.sweep.empty()) std::printf("%s", SweepTable(*points).c_str());
+  std::fflush(stdout);
+  // Failed requests are counted in the JSON; a point where nothing succeeded is an error.
+  for (const auto& p : *points) {
+    if (p.value("ok", 0) == 0) return 3;
+  }
+  return 0;
+}
+
 }  // namespace
 }  // namespace smolserve::cli
 
@@ -398,6 +493,7 @@ int main(int argc, char** argv) {
   if (command == "run") return smolserve::cli::Run();
   if (command == "make-model") return smolserve::cli::MakeModelCommand();
   if (command == "bench-local") return smolserve::cli::BenchLocal();
+  if (command == "bench") return smolserve::cli::Bench();
   std::fprintf(stderr, "unknown command '%s'\n%s", command.c_str(), smolserve::cli::kUsage);
   return 2;
 }

@@ -1,0 +1,162 @@
+#include "tools/smolvlm/bench_stages.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include <ATen/ATen.h>
+#include <prometheus/registry.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc/server_runner.h"
+#include "common/metrics/stage_metrics.h"
+#include "common/model/config.h"
+#include "common/model/weights.h"
+#include "common/runtime/cpu_quota.h"
+#include "common/status/status_macros.h"
+#include "services/decoder/server/decoder_service.h"
+#include "services/preprocess/server/front_service.h"
+#include "services/vision/core/model_revision.h"
+#include "services/vision/server/vision_service.h"
+
+namespace smolserve::cli {
+
+using Clock = std::chrono::steady_clock;
+
+// Members are destroyed in reverse order of declaration; the destructor stops the servers
+// explicitly first (front, then the two it calls), each before its service.
+struct InProcessStages::Impl {
+  std::string model_dir;
+  int threads = 0;
+  double load_ms = 0;
+  std::string front_address;
+
+  prometheus::Registry vision_registry, decoder_registry, front_registry;
+  std::unique_ptr<metrics::StageMetrics> vision_metrics, decoder_metrics, front_metrics;
+  std::unique_ptr<vision::VisionService> vision;
+  std::unique_ptr<decoder::DecoderService> decoder;
+  std::unique_ptr<preprocess::FrontService> front;
+  std::unique_ptr<grpc_util::ServerRunner> vision_server, decoder_server, front_server;
+
+  ~Impl() {
+    if (front) front->Shutdown();
+    front_server.reset();
+    front.reset();
+    if (vision) vision->Shutdown();
+    if (decoder) decoder->Shutdown();
+    vision_server.reset();
+    decoder_server.reset();
+    vision.reset();
+    decoder.reset();
+  }
+};
+
+namespace {
+
+grpc_util::ServerOptions LoopbackServer() {
+  grpc_util::ServerOptions o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.shutdown_grace = std::chrono::milliseconds(0);
+  return o;
+}
+
+std::string Address(const grpc_util::ServerRunner& r) { return absl::StrCat("127.0.0.1:", r.port()); }
+
+// As services/vision/main.cc: service first (answers health, NOT_SERVING), then the model.
+absl::Status StartVision(InProcessStages::Impl& s, const model::ModelConfig& config, at::ScalarType dtype,
+                         const InProcessStagesOptions& o) {
+  vision::VisionServiceOptions options;
+  options.max_queue = o.max_queue;
+  options.threads = s.threads;
+  s.vision = std::make_unique<vision::VisionService>(options, s.vision_metrics.get());
+  ASSIGN_OR_RETURN(s.vision_server, grpc_util::ServerRunner::Start(LoopbackServer(), {s.vision.get()}));
+  ASSIGN_OR_RETURN(auto weights, model::WeightStore::Open(s.model_dir));
+  vision::VisionOptions vision_options;
+  vision_options.dtype = dtype;
+  ASSIGN_OR_RETURN(auto model, vision::VisionModel::Create(config, *weights, vision_options));
+  // The embedding cache keys on the checkpoint's revision, hashed from the files as the
+  // stage does without --model_revision.
+  ASSIGN_OR_RETURN(const std::string revision, vision::ComputeModelRevision(s.model_dir));
+  RETURN_IF_ERROR(s.vision->SetModel(std::move(model), revision));
+  s.vision_server->SetServing(true);
+  return absl::OkStatus();
+}
+
+// As services/decoder/main.cc.
+absl::Status StartDecoder(InProcessStages::Impl& s, const model::ModelConfig& config, at::ScalarType dtype,
+                          const InProcessStagesOptions& o) {
+  decoder::DecoderServiceOptions options;
+  options.max_queue = o.max_queue;
+  options.threads = s.threads;
+  options.max_prompt_tokens = o.limits.max_prompt_tokens;
+  s.decoder = std::make_unique<decoder::DecoderService>(options, s.decoder_metrics.get());
+  ASSIGN_OR_RETURN(s.decoder_server, grpc_util::ServerRunner::Start(LoopbackServer(), {s.decoder.get()}));
+  ASSIGN_OR_RETURN(auto weights, model::WeightStore::Open(s.model_dir));
+  auto dm = std::make_unique<decoder::DecoderModel>();
+  decoder::TextModelOptions text_options;
+  text_options.dtype = dtype;
+  ASSIGN_OR_RETURN(dm->model, decoder::TextModel::Create(config, *weights, text_options));
+  ASSIGN_OR_RETURN(dm->tokenizer, preprocess::Tokenizer::FromModelDir(s.model_dir));
+  auto gen = model::LoadGenerationConfig(s.model_dir);
+  if (gen.ok()) {
+    dm->generation_config = *gen;
+  } else if (gen.status().code() != absl::StatusCode::kNotFound) {
+    return gen.status();
+  }
+  s.decoder->SetModel(std::move(dm));
+  s.decoder_server->SetServing(true);
+  return absl::OkStatus();
+}
+
+// As services/preprocess/main.cc (no server-side media paths: the client sends bytes).
+absl::Status StartFront(InProcessStages::Impl& s, const InProcessStagesOptions& o) {
+  preprocess::PreprocessorOptions pre;
+  pre.model_dir = s.model_dir;
+  pre.limits = o.limits;
+  ASSIGN_OR_RETURN(auto preprocessor, preprocess::Preprocessor::Create(pre));
+  preprocess::FrontServiceOptions options;
+  options.workers = o.front_workers;
+  options.max_queue = std::max(32, 2 * o.max_queue);
+  options.media.allow_paths = false;
+  options.media.base_dir = ".";
+  const int max_bytes = LoopbackServer().max_message_bytes;
+  s.front = std::make_unique<preprocess::FrontService>(
+      options, std::move(preprocessor), grpc_util::MakeChannel(Address(*s.vision_server), max_bytes),
+      grpc_util::MakeChannel(Address(*s.decoder_server), max_bytes), s.front_metrics.get());
+  ASSIGN_OR_RETURN(s.front_server, grpc_util::ServerRunner::Start(LoopbackServer(), {s.front.get()}));
+  s.front_server->SetServing(true);
+  s.front_address = Address(*s.front_server);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+InProcessStages::InProcessStages(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+InProcessStages::~InProcessStages() = default;
+
+const std::string& InProcessStages::front_address() const { return impl_->front_address; }
+int InProcessStages::threads() const { return impl_->threads; }
+double InProcessStages::load_ms() const { return impl_->load_ms; }
+
+absl::StatusOr<std::unique_ptr<InProcessStages>> InProcessStages::Start(const InProcessStagesOptions& o) {
+  if (o.dtype != "f32" && o.dtype != "bf16") return absl::InvalidArgumentError("--dtype must be f32 or bf16");
+  const at::ScalarType dtype = o.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+  const auto start = Clock::now();
+  auto impl = std::make_unique<Impl>();
+  impl->threads = o.threads > 0 ? o.threads : AvailableCpus();
+  ASSIGN_OR_RETURN(impl->model_dir, model::ResolveModelDir(o.model));
+  impl->vision_metrics = std::make_unique<metrics::StageMetrics>(metrics::Stage::kVision, impl->vision_registry);
+  impl->decoder_metrics = std::make_unique<metrics::StageMetrics>(metrics::Stage::kDecoder, impl->decoder_registry);
+  impl->front_metrics = std::make_unique<metrics::StageMetrics>(metrics::Stage::kPreprocess, impl->front_registry);
+  ASSIGN_OR_RETURN(const model::ModelConfig config, model::LoadModelConfig(impl->model_dir));
+  RETURN_IF_ERROR(StartVision(*impl, config, dtype, o));
+  RETURN_IF_ERROR(StartDecoder(*impl, config, dtype, o));
+  RETURN_IF_ERROR(StartFront(*impl, o));
+  impl->load_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  std::fprintf(stderr, "[bench] in-process stages: front %s, vision %s, decoder %s, %d threads each, loaded in %.0f ms\n",
+               impl->front_address.c_str(), Address(*impl->vision_server).c_str(),
+               Address(*impl->decoder_server).c_str(), impl->threads, impl->load_ms);
+  return std::unique_ptr<InProcessStages>(new InProcessStages(std::move(impl)));
+}
+
+}  // namespace smolserve::cli
