@@ -52,7 +52,8 @@ absl::StatusOr<std::unique_ptr<BatchEngine>> BatchEngine::Create(const TextModel
     return absl::InvalidArgumentError("kv_cache_budget_bytes must be >= 1");
   }
   if (options.max_waiting < 0) return absl::InvalidArgumentError("max_waiting must be >= 0");
-  ASSIGN_OR_RETURN(DecodeScratch scratch, model.NewDecodeScratch(options.max_running));
+  ASSIGN_OR_RETURN(DecodeScratch scratch,
+                   model.NewDecodeScratch(options.max_running + options.prefill_chunk_tokens));
   return std::unique_ptr<BatchEngine>(
       new BatchEngine(model, std::move(options), std::move(scratch)));
 }
@@ -109,7 +110,8 @@ absl::Status BatchEngine::Submit(GenerateRequest request, SequenceCallbacks call
     c10::InferenceMode guard;
     at::Tensor ids = at::tensor(request.input_ids[0], at::TensorOptions().dtype(at::kLong))
                          .view({1, L});
-    ASSIGN_OR_RETURN(seq->embeds, model_.EmbedInputs(ids, request.image_hidden_states));
+    ASSIGN_OR_RETURN(at::Tensor embeds, model_.EmbedInputs(ids, request.image_hidden_states));
+    seq->embeds = embeds.to(at::kFloat).contiguous();
   }
   request.image_hidden_states = at::Tensor();  // merged into embeds
   seq->history = request.input_ids[0];
@@ -228,65 +230,62 @@ void BatchEngine::Loop() {
     }
     running_.erase(std::remove(running_.begin(), running_.end(), nullptr), running_.end());
 
-    // One prefill chunk for the oldest sequence still prefilling.
+    // One pass over the weights: a token for every generating sequence, plus the next
+    // prompt chunk of the oldest sequence still prefilling.
+    std::vector<StepRow> rows;
+    std::vector<Sequence*> row_seq;  // per row that returns logits
+    for (auto& seq : running_) {
+      if (!seq->decoding) continue;
+      rows.push_back(StepRow{&*seq->cache, seq->next_token, nullptr, true});
+      row_seq.push_back(seq.get());
+    }
+    Sequence* prefilling = nullptr;
+    int64_t chunk = 0;
     for (auto& seq : running_) {
       if (seq->decoding) continue;
-      const int64_t n = std::min(options_.prefill_chunk_tokens, seq->prompt_len - seq->prefilled);
-      const auto t0 = Clock::now();
-      absl::StatusOr<at::Tensor> logits =
-          model_.PrefillChunk(seq->embeds.narrow(1, seq->prefilled, n), *seq->cache);
-      seq->result.prefill_seconds += Seconds(t0, Clock::now());
-      ++seq->result.prefill_chunks;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        ++stats_.prefill_chunks;
-      }
-      if (!logits.ok()) {
-        Finish(std::move(seq), logits.status());
-        break;
-      }
-      seq->prefilled += n;
-      if (seq->prefilled == seq->prompt_len) {
-        seq->embeds = at::Tensor();
-        seq->decoding = true;
-        at::Tensor row = logits->contiguous();
-        if (Advance(*seq, row.data_ptr<float>())) {
-          seq->result.decode_seconds = Seconds(seq->first_token, Clock::now());
-          SequenceResult result = seq->result;
-          Finish(std::move(seq), std::move(result));
-        }
+      prefilling = seq.get();
+      chunk = std::min(options_.prefill_chunk_tokens, seq->prompt_len - seq->prefilled);
+      const float* emb = seq->embeds.data_ptr<float>() + seq->prefilled * model_.dims().hidden_size;
+      const bool completes = seq->prefilled + chunk == seq->prompt_len;
+      for (int64_t j = 0; j < chunk; ++j) {
+        const bool last = completes && j + 1 == chunk;
+        rows.push_back(StepRow{&*seq->cache, -1, emb + j * model_.dims().hidden_size, last});
+        if (last) row_seq.push_back(seq.get());
       }
       break;
     }
-    running_.erase(std::remove(running_.begin(), running_.end(), nullptr), running_.end());
-
-    // One decode step for every generating sequence.
-    std::vector<Sequence*> batch;
-    std::vector<KvCache*> caches;
-    std::vector<int64_t> tokens;
-    for (auto& seq : running_) {
-      if (!seq->decoding) continue;
-      batch.push_back(seq.get());
-      caches.push_back(&*seq->cache);
-      tokens.push_back(seq->next_token);
-    }
-    if (batch.empty()) continue;
-    absl::StatusOr<at::Tensor> logits = model_.DecodeBatch(tokens, caches, scratch_);
+    if (rows.empty()) continue;
+    const auto d0 = Clock::now();
+    absl::StatusOr<at::Tensor> logits = model_.Step(rows, scratch_);
+    const auto d1 = Clock::now();
+    const int64_t decode_rows = rows.size() - chunk;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      ++stats_.decode_steps;
-      stats_.decode_rows += batch.size();
-      stats_.max_batch_rows = std::max<int64_t>(stats_.max_batch_rows, batch.size());
+      stats_.step_seconds += Seconds(d0, d1);
+      if (decode_rows > 0) ++stats_.decode_steps;
+      stats_.decode_rows += decode_rows;
+      stats_.max_batch_rows = std::max<int64_t>(stats_.max_batch_rows, decode_rows);
+      if (prefilling != nullptr) ++stats_.prefill_chunks;
+    }
+    if (prefilling != nullptr) {
+      prefilling->prefilled += chunk;
+      prefilling->result.prefill_seconds += Seconds(d0, d1);
+      ++prefilling->result.prefill_chunks;
+      if (prefilling->prefilled == prefilling->prompt_len) {
+        prefilling->embeds = at::Tensor();
+        prefilling->decoding = true;
+      }
     }
     const int64_t V = model_.dims().vocab_size;
     for (auto& seq : running_) {
-      if (!seq->decoding) continue;
-      const size_t i = std::find(batch.begin(), batch.end(), seq.get()) - batch.begin();
-      if (i == batch.size()) continue;
+      const size_t i = std::find(row_seq.begin(), row_seq.end(), seq.get()) - row_seq.begin();
+      const bool in_step = i < row_seq.size() || seq.get() == prefilling;
+      if (!in_step) continue;
       if (!logits.ok()) {
         Finish(std::move(seq), logits.status());
         continue;
       }
+      if (i == row_seq.size()) continue;  // a prefill chunk that does not end the prompt
       if (Advance(*seq, logits->data_ptr<float>() + i * V)) {
         seq->result.decode_seconds = Seconds(seq->first_token, Clock::now());
         SequenceResult result = seq->result;
@@ -294,6 +293,10 @@ void BatchEngine::Loop() {
       }
     }
     running_.erase(std::remove(running_.begin(), running_.end(), nullptr), running_.end());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.select_seconds += Seconds(d1, Clock::now());
+    }
   }
 }
 

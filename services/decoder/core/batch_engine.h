@@ -1,9 +1,9 @@
 // Continuous (iteration-level) batching over a TextModel: many single-prompt generations share
 // one engine thread. Between two iterations new sequences join and finished or cancelled ones
-// leave; each iteration runs at most one prefill chunk (of the oldest sequence still
-// prefilling, so a long prompt never stalls the running streams for more than one chunk) and
-// then one decode step for every sequence that is generating, batched through the weights
-// (TextModel::DecodeBatch).
+// leave. Each iteration is one pass over the weights (TextModel::Step) with a token for every
+// sequence that is generating plus the next prompt chunk (at most prefill_chunk_tokens) of the
+// oldest sequence still prefilling, so a long prompt never stalls the running streams for
+// more than one chunk and a short one costs them almost nothing.
 //
 // Memory: every sequence gets its own KV cache sized prompt + max_new_tokens when it is
 // admitted; the sum is held under a byte budget. Admission is FIFO: the oldest waiting
@@ -73,11 +73,13 @@ struct BatchEngineStats {
   int64_t running = 0;
   int64_t kv_bytes_in_use = 0;
   int64_t kv_budget_bytes = 0;
-  int64_t decode_steps = 0;     // DecodeBatch calls
+  int64_t decode_steps = 0;     // passes with at least one generating sequence
   int64_t decode_rows = 0;      // sequences summed over decode steps
   int64_t prefill_chunks = 0;
   int64_t max_batch_rows = 0;   // largest decode step so far
   int64_t completed = 0;        // on_done calls
+  double step_seconds = 0;      // in TextModel::Step
+  double select_seconds = 0;    // choosing tokens and running the stream callbacks
 };
 
 class BatchEngine {

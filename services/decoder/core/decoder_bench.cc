@@ -9,6 +9,8 @@
 // and decode tokens/s for `decode` greedy steps after it (per row), as the median of `repeats`
 // timed rounds after one warm-up round, plus the best round (useful on a shared machine).
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +23,7 @@
 
 #include "common/model/config.h"
 #include "common/model/weights.h"
+#include "services/decoder/core/batch_engine.h"
 #include "services/decoder/core/logits_processor.h"
 #include "services/decoder/core/text_model.h"
 
@@ -41,7 +44,8 @@ int Run(int argc, char** argv) {
   std::map<std::string, std::string> flags = {{"prompt", "874"}, {"decode", "64"},
                                               {"threads", "2"},  {"repeats", "3"},
                                               {"dtype", "f32"},  {"batch", "1"},
-                                              {"chunk", "256"}};
+                                              {"chunk", "256"},
+                                              {"streams", "0"}, {"prefill_chunk", "256"}};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     const size_t eq = a.find('=');
@@ -116,6 +120,79 @@ int Run(int argc, char** argv) {
     return 1;
   }
   store.reset();
+
+  const int64_t streams = std::atoll(flags["streams"].c_str());
+  if (streams > 0) {
+    // Continuous-batching engine: `streams` sequences submitted at once (each its own random
+    // prompt of `prompt` tokens, `decode` greedy tokens, EOS ignored). Reports the aggregate
+    // decode rate while all of them are generating (from the last first token to the first
+    // finish) and overall.
+    BatchEngineOptions eo;
+    eo.max_running = streams;
+    eo.prefill_chunk_tokens = std::atoll(flags["prefill_chunk"].c_str());
+    eo.thread_init = [threads] { at::set_num_threads(threads); };
+    auto engine = BatchEngine::Create(*m, eo);
+    if (!engine.ok()) {
+      std::fprintf(stderr, "%s\n", engine.status().ToString().c_str());
+      return 1;
+    }
+    for (int r = 0; r < repeats + 1; ++r) {
+      std::mutex mu;
+      std::condition_variable cv;
+      int done = 0;
+      std::vector<double> first(streams, 0), finish(streams, 0);
+      std::vector<double> token_times;  // engine thread only
+      token_times.reserve(streams * decode);
+      const double t0 = Now();
+      for (int64_t i = 0; i < streams; ++i) {
+        GenerateRequest req;
+        at::Tensor row = at::randint(3, 49152, {prompt}, at::TensorOptions().dtype(at::kLong));
+        req.input_ids = {std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + prompt)};
+        req.max_new_tokens = decode;
+        req.ignore_eos = true;
+        req.on_token = [&, i](int64_t, int64_t) {
+          const double now = Now();
+          token_times.push_back(now);
+          if (first[i] == 0) first[i] = now;
+          return StreamAction::kContinue;
+        };
+        SequenceCallbacks cb;
+        cb.on_done = [&, i](absl::StatusOr<SequenceResult> res) {
+          if (!res.ok()) std::fprintf(stderr, "%s\n", res.status().ToString().c_str());
+          std::lock_guard<std::mutex> lock(mu);
+          finish[i] = Now();
+          ++done;
+          cv.notify_all();
+        };
+        if (auto st = (*engine)->Submit(std::move(req), std::move(cb)); !st.ok()) {
+          std::fprintf(stderr, "%s\n", st.ToString().c_str());
+          return 1;
+        }
+      }
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return done == streams; });
+      const double t1 = Now();
+      const double all_started = *std::max_element(first.begin(), first.end());
+      const double first_done = *std::min_element(finish.begin(), finish.end());
+      if (r == 0) continue;  // warm-up
+      const BatchEngineStats es = (*engine)->stats();
+      std::fprintf(stderr, "engine: %ld decode steps, %.2f generating rows each, %ld prefill chunks, %.1f ms per pass, select %.2f ms/step\n",
+                   es.decode_steps,
+                   static_cast<double>(es.decode_rows) / std::max<int64_t>(1, es.decode_steps), es.prefill_chunks,
+                   1e3 * es.step_seconds / std::max<int64_t>(1, es.decode_steps),
+                   1e3 * es.select_seconds / std::max<int64_t>(1, es.decode_steps));
+      int64_t in_window = 0;
+      for (double t : token_times) in_window += t > all_started && t <= first_done;
+      std::printf(
+          "{\"mode\": \"engine\", \"streams\": %ld, \"threads\": %d, \"prompt_tokens\": %ld, "
+          "\"new_tokens\": %ld, \"wall_s\": %.3f, \"output_tokens_per_s\": %.1f, "
+          "\"steady_decode_tokens_per_s\": %.1f, \"last_first_token_s\": %.3f}\n",
+          streams, threads, prompt, decode, t1 - t0, streams * decode / (t1 - t0),
+          first_done > all_started ? in_window / (first_done - all_started) : 0.0,
+          all_started - t0);
+    }
+    return 0;
+  }
 
   const at::Tensor ids = at::randint(3, 49152, {batch, prompt}, at::TensorOptions().dtype(at::kLong));
   std::vector<double> prefill_s, decode_s;

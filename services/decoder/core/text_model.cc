@@ -250,7 +250,6 @@ absl::StatusOr<DecodeScratch> TextModel::NewDecodeScratch(int64_t max_rows) cons
   return Guarded("allocating decode scratch", [&]() -> absl::StatusOr<DecodeScratch> {
     DecodeScratch s;
     s.max_rows_ = max_rows;
-    s.max_len_ = dims_.max_positions;
     if (options_.dtype == at::kFloat && options_.fast_decode) {
       const auto f = at::TensorOptions().dtype(at::kFloat);
       const int64_t D = dims_.hidden_size, I = dims_.intermediate_size, H = dims_.num_heads;
@@ -262,7 +261,6 @@ absl::StatusOr<DecodeScratch> TextModel::NewDecodeScratch(int64_t max_rows) cons
       s.attn_ = at::empty({max_rows, H * hd}, f);
       s.gate_up_ = at::empty({max_rows, 2 * I}, f);
       s.act_ = at::empty({max_rows, I}, f);
-      s.scores_ = at::zeros({max_rows * H * s.max_len_}, f);
       s.logits_ = at::empty({max_rows, dims_.vocab_size}, f);
     }
     return s;
@@ -454,11 +452,14 @@ absl::StatusOr<at::Tensor> TextModel::DecodeStep(absl::Span<const int64_t> token
   return Guarded("decode step", [&]() -> absl::StatusOr<at::Tensor> {
     if (options_.dtype == at::kFloat && options_.fast_decode && cache.x_.defined()) {
       std::vector<FastRow> rows;
-      for (int64_t b = 0; b < B; ++b) rows.push_back(FastRow{&cache, b});
+      for (int64_t b = 0; b < B; ++b) {
+        rows.push_back(FastRow{&cache, b, cache.length_, cache.next_pos_[b], token_ids[b],
+                               nullptr, true});
+      }
       FastBuffers buf{cache.x_,    cache.xn_,     cache.qkv_, cache.q_,
                       cache.attn_, cache.gate_up_, cache.act_, cache.logits_,
                       cache.scores_.data_ptr<float>(), cache.capacity_};
-      DecodeFastRows(token_ids, rows, buf);
+      DecodeFastRows(rows, buf);
       return cache.logits_.clone();
     }
     at::Tensor ids = at::tensor(std::vector<int64_t>(token_ids.begin(), token_ids.end()),
@@ -632,63 +633,91 @@ absl::StatusOr<at::Tensor> TextModel::PrefillChunk(const at::Tensor& embeds,
   });
 }
 
-absl::StatusOr<at::Tensor> TextModel::DecodeBatch(absl::Span<const int64_t> token_ids,
-                                                  absl::Span<KvCache* const> caches,
-                                                  DecodeScratch& scratch) const {
-  const int64_t n = caches.size();
-  if (n < 1 || static_cast<int64_t>(token_ids.size()) != n) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("decode batch got ", token_ids.size(), " tokens for ", n, " sequences"));
-  }
+absl::StatusOr<at::Tensor> TextModel::Step(absl::Span<const StepRow> rows,
+                                           DecodeScratch& scratch) const {
+  const int64_t n = rows.size();
+  if (n < 1) return absl::InvalidArgumentError("a step needs at least one row");
   if (n > scratch.max_rows_) {
     return absl::InvalidArgumentError(
-        absl::StrCat(n, " sequences exceed the scratch's ", scratch.max_rows_, " rows"));
+        absl::StrCat(n, " rows exceed the scratch's ", scratch.max_rows_));
   }
+  // Validate; assign columns and positions (rows of one cache are consecutive).
+  std::vector<FastRow> fast;
+  fast.reserve(n);
+  int64_t max_t = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const KvCache* c = caches[i];
-    if (c == nullptr || c->batch_ != 1) {
-      return absl::InvalidArgumentError("DecodeBatch needs batch-1 caches");
+    const StepRow& r = rows[i];
+    KvCache* c = r.cache;
+    if (c == nullptr || c->batch_ != 1) return absl::InvalidArgumentError("Step needs batch-1 caches");
+    int64_t offset = 0;
+    if (i > 0 && rows[i - 1].cache == c) {
+      offset = fast.back().column - c->length_ + 1;
+    } else {
+      for (int64_t j = 0; j < i; ++j) {
+        if (rows[j].cache == c) {
+          return absl::InvalidArgumentError("the rows of a sequence must be consecutive");
+        }
+      }
     }
-    for (int64_t j = 0; j < i; ++j) {
-      if (caches[j] == c) return absl::InvalidArgumentError("a cache appears twice in a batch");
-    }
-    if (c->length_ == 0) return absl::FailedPreconditionError("decode before prefill");
-    if (c->length_ >= c->capacity_) {
+    const int64_t column = c->length_ + offset, position = c->next_pos_[0] + offset;
+    if (column >= c->capacity_) {
       return absl::FailedPreconditionError(
           absl::StrCat("KV cache is full (capacity ", c->capacity_, ")"));
     }
-    if (token_ids[i] < 0 || token_ids[i] >= dims_.vocab_size) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("token id ", token_ids[i], " is outside the vocabulary"));
-    }
-    if (c->next_pos_[0] >= dims_.max_positions) {
+    if (position >= dims_.max_positions) {
       return absl::InvalidArgumentError("position exceeds max_position_embeddings");
     }
+    if (r.embedding == nullptr && (r.token < 0 || r.token >= dims_.vocab_size)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("token id ", r.token, " is outside the vocabulary"));
+    }
+    fast.push_back(FastRow{c, 0, column, position, r.token, r.embedding, r.logits});
+    max_t = std::max(max_t, column + 1);
   }
-  return Guarded("decode batch", [&]() -> absl::StatusOr<at::Tensor> {
+  return Guarded("decode step", [&]() -> absl::StatusOr<at::Tensor> {
+    const int64_t D = dims_.hidden_size;
     if (!(options_.dtype == at::kFloat && options_.fast_decode)) {
       // Generic path (bf16): one sequence at a time.
-      std::vector<at::Tensor> rows;
-      for (int64_t i = 0; i < n; ++i) {
-        ASSIGN_OR_RETURN(at::Tensor l, DecodeStep({token_ids[i]}, *caches[i]));
-        rows.push_back(l);
+      std::vector<at::Tensor> out;
+      for (int64_t i = 0; i < n;) {
+        int64_t e = i + 1;
+        while (e < n && rows[e].cache == rows[i].cache) ++e;
+        for (int64_t j = i; j + 1 < e; ++j) {
+          if (rows[j].logits) {
+            return absl::UnimplementedError("the generic path gives logits for a sequence's last row only");
+          }
+        }
+        at::Tensor emb = at::empty({1, e - i, D}, at::TensorOptions().dtype(at::kFloat));
+        for (int64_t j = i; j < e; ++j) {
+          float* dst = emb.data_ptr<float>() + (j - i) * D;
+          if (rows[j].embedding != nullptr) {
+            std::memcpy(dst, rows[j].embedding, sizeof(float) * D);
+          } else {
+            emb[0][j - i].copy_(weights_.embed_tokens[rows[j].token].to(at::kFloat));
+          }
+        }
+        ASSIGN_OR_RETURN(at::Tensor l, PrefillChunk(emb, *rows[i].cache));
+        if (rows[e - 1].logits) out.push_back(l);
+        i = e;
       }
-      return at::cat(rows, 0);
+      if (out.empty()) return at::empty({0, dims_.vocab_size}, at::TensorOptions().dtype(at::kFloat));
+      return at::cat(out, 0);
     }
-    std::vector<FastRow> rows;
-    for (int64_t i = 0; i < n; ++i) rows.push_back(FastRow{caches[i], 0});
+    const int64_t H = dims_.num_heads;
+    if (static_cast<int64_t>(scratch.scores_.size()) < n * H * max_t) {
+      scratch.scores_.assign(n * H * max_t, 0.0f);
+    }
     FastBuffers buf{scratch.x_.narrow(0, 0, n),      scratch.xn_.narrow(0, 0, n),
                     scratch.qkv_.narrow(0, 0, n),    scratch.q_.narrow(0, 0, n),
                     scratch.attn_.narrow(0, 0, n),   scratch.gate_up_.narrow(0, 0, n),
-                    scratch.act_.narrow(0, 0, n),    scratch.logits_.narrow(0, 0, n),
-                    scratch.scores_.data_ptr<float>(), scratch.max_len_};
-    DecodeFastRows(token_ids, rows, buf);
-    return buf.logits;
+                    scratch.act_.narrow(0, 0, n),    scratch.logits_,
+                    scratch.scores_.data(),          max_t};
+    const int64_t k = DecodeFastRows(fast, buf);
+    return scratch.logits_.narrow(0, 0, k);
   });
 }
 
-void TextModel::DecodeFastRows(absl::Span<const int64_t> token_ids,
-                               absl::Span<const FastRow> rows, const FastBuffers& bf) const {
+int64_t TextModel::DecodeFastRows(absl::Span<const FastRow> rows, const FastBuffers& bf) const {
   const int64_t B = rows.size(), D = dims_.hidden_size, H = dims_.num_heads;
   const int64_t KV = dims_.num_kv_heads, G = dims_.group_size(), hd = dims_.head_dim;
   const int64_t half = hd / 2, I = dims_.intermediate_size;
@@ -703,10 +732,12 @@ void TextModel::DecodeFastRows(absl::Span<const int64_t> token_ids,
   const float* emb = weights_.embed_tokens.data_ptr<float>();
   int64_t max_T = 0;
   for (int64_t b = 0; b < B; ++b) {
-    std::memcpy(x + b * D, emb + token_ids[b] * D, sizeof(float) * D);
-    KvCache& c = *rows[b].cache;
-    c.key_valid_.data_ptr<bool>()[rows[b].row * c.capacity_ + c.length_] = true;
-    max_T = std::max(max_T, c.length_ + 1);
+    const FastRow& fr = rows[b];
+    std::memcpy(x + b * D, fr.embedding != nullptr ? fr.embedding : emb + fr.token * D,
+                sizeof(float) * D);
+    KvCache& c = *fr.cache;
+    c.key_valid_.data_ptr<bool>()[fr.row * c.capacity_ + fr.column] = true;
+    max_T = std::max(max_T, fr.column + 1);
   }
   const float* cos_table = rope_cos_.data_ptr<float>();
   const float* sin_table = rope_sin_.data_ptr<float>();
@@ -723,7 +754,7 @@ void TextModel::DecodeFastRows(absl::Span<const int64_t> token_ids,
     float* q = bf.q.data_ptr<float>();
     for (int64_t b = 0; b < B; ++b) {
       KvCache& c = *rows[b].cache;
-      const int64_t pos = c.next_pos_[rows[b].row], t = c.length_, cap = c.capacity_;
+      const int64_t pos = rows[b].position, t = rows[b].column, cap = c.capacity_;
       const float* cs = cos_table + pos * half;
       const float* sn = sin_table + pos * half;
       const float* row = qkv + b * N;
@@ -745,7 +776,7 @@ void TextModel::DecodeFastRows(absl::Span<const int64_t> token_ids,
         const int64_t base = (row * KV + j) * cap * hd;
         internal::AttendOneHead(q + r * hd, c.keys_[l].data_ptr<float>() + base,
                                 c.values_[l].data_ptr<float>() + base,
-                                c.key_valid_.data_ptr<bool>() + row * cap, c.length_ + 1, hd,
+                                c.key_valid_.data_ptr<bool>() + row * cap, rows[b].column + 1, hd,
                                 scaling, sc + r * bf.scores_stride, attn + r * hd);
       }
     });
@@ -761,15 +792,24 @@ void TextModel::DecodeFastRows(absl::Span<const int64_t> token_ids,
     }
     Linear(x_t, act_t, w.down_proj, /*accumulate=*/true);
   }
-  RmsNormRows(x, weights_.norm.data_ptr<float>(), xn, B, D, eps);
-  Linear(logits_t, xn_t, weights_.lm_head, /*accumulate=*/false);
-  // Advance every row, and every distinct cache's column count once.
-  for (int64_t b = 0; b < B; ++b) ++rows[b].cache->next_pos_[rows[b].row];
+  // Final norm and lm_head for the rows that want logits only, packed to the front.
+  int64_t k = 0;
   for (int64_t b = 0; b < B; ++b) {
-    bool seen = false;
-    for (int64_t j = 0; j < b && !seen; ++j) seen = rows[j].cache == rows[b].cache;
-    if (!seen) ++rows[b].cache->length_;
+    if (!rows[b].logits) continue;
+    RmsNormRows(x + b * D, weights_.norm.data_ptr<float>(), xn + k * D, 1, D, eps);
+    ++k;
   }
+  if (k > 0) {
+    at::Tensor xk = xn_t.narrow(0, 0, k), lk = logits_t.narrow(0, 0, k);
+    Linear(lk, xk, weights_.lm_head, /*accumulate=*/false);
+  }
+  // Advance the caches past their rows.
+  for (int64_t b = 0; b < B; ++b) {
+    KvCache& c = *rows[b].cache;
+    c.next_pos_[rows[b].row] = std::max(c.next_pos_[rows[b].row], rows[b].position + 1);
+    c.length_ = std::max(c.length_, rows[b].column + 1);
+  }
+  return k;
 }
 
 }  // namespace smolserve::decoder

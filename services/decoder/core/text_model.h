@@ -114,12 +114,12 @@ class KvCache {
   std::vector<at::Tensor> values_;  // per layer [B, KV, capacity, hd]
   at::Tensor key_valid_;            // [B, capacity] bool
   std::vector<int64_t> next_pos_;   // per row
-  // Fast-decode scratch (float32 models only; absent in caches made for DecodeBatch).
+  // Fast-decode scratch (float32 models only; absent in caches made for Step).
   at::Tensor x_, xn_, qkv_, q_, attn_, gate_up_, act_, scores_, logits_;
 };
 
 // Activation buffers of the fast decode path for up to `max_rows` sequences decoded together
-// by TextModel::DecodeBatch (one per engine thread). Created by TextModel::NewDecodeScratch.
+// by TextModel::Step (one per engine thread). Created by TextModel::NewDecodeScratch.
 class DecodeScratch {
  public:
   DecodeScratch(DecodeScratch&&) = default;
@@ -130,8 +130,17 @@ class DecodeScratch {
   friend class TextModel;
   DecodeScratch() = default;
   int64_t max_rows_ = 0;
-  int64_t max_len_ = 0;  // keys per head the scores buffer holds
-  at::Tensor x_, xn_, qkv_, q_, attn_, gate_up_, act_, scores_, logits_;
+  std::vector<float> scores_;  // attention scores, grown on demand
+  at::Tensor x_, xn_, qkv_, q_, attn_, gate_up_, act_, logits_;
+};
+
+// One row of TextModel::Step: the next input of a sequence (a generated token, or a prompt
+// position of a prefill chunk).
+struct StepRow {
+  KvCache* cache = nullptr;            // the sequence's batch-1 cache
+  int64_t token = -1;                  // input token id, or
+  const float* embedding = nullptr;    // input embedding [D] (float32; e.g. image features)
+  bool logits = true;                  // return this row's logits
 };
 
 class TextModel {
@@ -154,13 +163,13 @@ class TextModel {
   // tokens). INVALID_ARGUMENT when batch < 1, capacity < 1 or capacity > max_positions;
   // RESOURCE_EXHAUSTED when the memory cannot be allocated.
   // `with_scratch` = false leaves out the fast-decode scratch (caches only ever used
-  // through DecodeBatch / PrefillChunk, which bring their own).
+  // through Step / PrefillChunk, which bring their own).
   absl::StatusOr<KvCache> NewCache(int64_t batch, int64_t capacity,
                                    bool with_scratch = true) const;
   // Bytes NewCache(batch, capacity, false) allocates (keys, values, validity).
   int64_t CacheBytes(int64_t batch, int64_t capacity) const;
 
-  // Scratch for DecodeBatch over up to `max_rows` sequences.
+  // Scratch for Step over up to `max_rows` rows.
   absl::StatusOr<DecodeScratch> NewDecodeScratch(int64_t max_rows) const;
 
   // Token embeddings [B, L, D] (model dtype) with image features merged: the j-th `<image>`
@@ -191,14 +200,16 @@ class TextModel {
   // prompt into chunks gives the same cache contents as one Prefill up to float rounding.
   absl::StatusOr<at::Tensor> PrefillChunk(const at::Tensor& embeds, KvCache& cache) const;
 
-  // One decode step of several independent sequences, each with its own prefilled batch-1
-  // cache: appends token_ids[i] to caches[i] and returns the float32 logits [n, V] (a view
-  // into `scratch`, valid until its next use). The weight products run once for all rows;
-  // with the float32 fast path every row's logits are bit-identical to decoding that
-  // sequence alone (batch-invariant kernels), so batching never changes a generation.
-  absl::StatusOr<at::Tensor> DecodeBatch(absl::Span<const int64_t> token_ids,
-                                         absl::Span<KvCache* const> caches,
-                                         DecodeScratch& scratch) const;
+  // One forward pass over rows of several independent sequences, each with its own batch-1
+  // cache: every row is appended to its cache at the next column and position (rows of one
+  // sequence must be consecutive, in order: a prefill chunk), then attends to its cache up to
+  // itself. Returns the float32 logits [k, V] of the rows with `logits` set, in row order (a
+  // view into `scratch`, valid until its next use). Decode tokens and prefill chunks of
+  // different sequences thus share one pass over the weights. With the float32 fast path
+  // every row's result is bit-identical whatever else shares the pass (batch-invariant
+  // kernels). The generic path (bf16) runs each sequence on its own and gives logits only for
+  // a sequence's last row.
+  absl::StatusOr<at::Tensor> Step(absl::Span<const StepRow> rows, DecodeScratch& scratch) const;
 
  private:
   TextModel() = default;
@@ -211,15 +222,21 @@ class TextModel {
   // token ids and capacities already validated.
   struct FastRow {
     KvCache* cache;
-    int64_t row;
+    int64_t row;       // row of the cache
+    int64_t column;    // cache column this input is written to
+    int64_t position;  // its position id
+    int64_t token;     // input token, or
+    const float* embedding;
+    bool logits;
   };
   struct FastBuffers {
     at::Tensor x, xn, qkv, q, attn, gate_up, act, logits;  // >= rows() rows each
     float* scores;                                         // [rows * H, scores_stride]
     int64_t scores_stride;
   };
-  void DecodeFastRows(absl::Span<const int64_t> token_ids, absl::Span<const FastRow> rows,
-                      const FastBuffers& buffers) const;
+  // Writes the logits of the rows with `logits` set to buffers.logits rows 0.., in order;
+  // returns how many.
+  int64_t DecodeFastRows(absl::Span<const FastRow> rows, const FastBuffers& buffers) const;
 
   TextModelDims dims_;
   TextModelOptions options_;
