@@ -21,7 +21,7 @@ ABSL_FLAG(std::string, port_file, "", "Write the port actually bound to this fil
 ABSL_FLAG(std::string, model, "", "Model folder or org/name[@revision] (tokenizer, chat template, processor files).");
 ABSL_FLAG(std::string, vision_target, "127.0.0.1:50052", "gRPC target of the vision stage (e.g. dns:///vision:50052 or ipv4:a:1,b:2).");
 ABSL_FLAG(std::string, decoder_target, "127.0.0.1:50053", "gRPC target of the decoder stage.");
-ABSL_FLAG(int, workers, 4, "Requests processed at once.");
+ABSL_FLAG(int, workers, 32, "Requests orchestrated at once (threads that mostly wait on the vision and decoder stages).");
 ABSL_FLAG(int, max_queue, 32, "Requests that may wait beyond those; more get RESOURCE_EXHAUSTED.");
 ABSL_FLAG(std::string, media_root, "", "Allow server-side media paths under this folder (off when empty).");
 ABSL_FLAG(int64_t, max_encoded_bytes, 64ll << 20, "Largest media item, bytes.");

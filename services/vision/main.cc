@@ -1,16 +1,21 @@
 // The vision stage: pixel tiles in, image embeddings out.
 #include <chrono>
+#include <cstdio>
+#include <future>
+#include <string>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
 #include "common/grpc/stage_runtime.h"
 #include "common/runtime/malloc_tuning.h"
 #include "common/model/config.h"
 #include "common/model/weights.h"
 #include "common/runtime/cpu_quota.h"
+#include "services/vision/core/model_revision.h"
 #include "services/vision/server/vision_service.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
@@ -20,8 +25,24 @@ ABSL_FLAG(std::string, port_file, "", "Write the ports actually bound to this fi
 ABSL_FLAG(std::string, model, "", "Model folder or org/name[@revision] in the local HF cache.");
 ABSL_FLAG(int, threads, 0, "LibTorch intra-op threads (0: the CPU quota of this process).");
 ABSL_FLAG(std::string, dtype, "f32", "f32 or bf16.");
-ABSL_FLAG(int, max_queue, 16, "Requests that may wait beyond the one running; more get RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, max_queue, 16,
+          "Requests that may wait for the encoder (with tiles not yet in a model call); more get "
+          "RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int64_t, max_tiles, 1024, "Most tiles in one Encode request.");
+ABSL_FLAG(int64_t, max_queued_tiles, 1024,
+          "Tiles that may wait for the encoder (cache hits do not count); more get "
+          "RESOURCE_EXHAUSTED. At least --max_tiles.");
+ABSL_FLAG(int64_t, max_batch_tiles, 8,
+          "Most tiles, from any number of requests, in one encoder call; larger requests are "
+          "split.");
+ABSL_FLAG(double, batch_wait_ms, 5,
+          "How long after the oldest waiting request arrived the encoder waits for more tiles "
+          "before running a batch that is not full (0: take what is queued).");
+ABSL_FLAG(int64_t, embedding_cache_bytes, int64_t{512} << 20,
+          "Byte budget of the per-tile embedding cache (0: off).");
+ABSL_FLAG(std::string, model_revision, "",
+          "Model revision in embedding cache keys (empty: SHA-256 of config.json and the weight "
+          "files, computed at load).");
 ABSL_FLAG(int, max_message_mb, 256, "Largest gRPC message, MiB.");
 ABSL_FLAG(int, shutdown_grace_s, 30, "Seconds in-flight requests get after SIGTERM.");
 
@@ -55,12 +76,39 @@ int main(int argc, char** argv) {
   vision::VisionServiceOptions service_options;
   service_options.max_queue = absl::GetFlag(FLAGS_max_queue);
   service_options.max_tiles_per_request = absl::GetFlag(FLAGS_max_tiles);
+  service_options.max_queued_tiles = absl::GetFlag(FLAGS_max_queued_tiles);
+  service_options.max_batch_tiles = absl::GetFlag(FLAGS_max_batch_tiles);
+  service_options.batch_wait_ms = absl::GetFlag(FLAGS_batch_wait_ms);
+  service_options.embedding_cache_bytes = absl::GetFlag(FLAGS_embedding_cache_bytes);
   service_options.threads = threads;
+  if (service_options.max_queue < 1 || service_options.max_batch_tiles < 1 ||
+      service_options.batch_wait_ms < 0 || service_options.embedding_cache_bytes < 0) {
+    return ExitWithError(absl::InvalidArgumentError(
+                             "--max_queue and --max_batch_tiles must be >= 1, --batch_wait_ms "
+                             "and --embedding_cache_bytes >= 0"),
+                         2);
+  }
+  if (service_options.max_queued_tiles < service_options.max_tiles_per_request) {
+    return ExitWithError(absl::InvalidArgumentError(absl::StrCat(
+                             "--max_queued_tiles (", service_options.max_queued_tiles,
+                             ") must be at least --max_tiles (",
+                             service_options.max_tiles_per_request, ")")),
+                         2);
+  }
   vision::VisionService service(service_options, &(*runtime)->metrics());
   if (auto s = (*runtime)->Serve({&service}); !s.ok()) return ExitWithError(s);
 
-  // Load while the server already answers health checks (NOT_SERVING until done).
+  // Load while the server already answers health checks (NOT_SERVING until done). The
+  // revision is hashed from the files meanwhile (about 0.5 s per GB).
   const auto start = std::chrono::steady_clock::now();
+  std::string revision = absl::GetFlag(FLAGS_model_revision);
+  const bool revision_from_flag = !revision.empty();
+  std::future<absl::StatusOr<std::string>> computed_revision;
+  if (!revision_from_flag) {
+    computed_revision = std::async(std::launch::async, [dir = *model_dir] {
+      return vision::ComputeModelRevision(dir);
+    });
+  }
   auto config = model::LoadModelConfig(*model_dir);
   if (!config.ok()) return ExitWithError(config.status());
   auto weights = model::WeightStore::Open(*model_dir);
@@ -70,7 +118,20 @@ int main(int argc, char** argv) {
   auto model = vision::VisionModel::Create(*config, **weights, vision_options);
   if (!model.ok()) return ExitWithError(model.status());
   weights->reset();  // the model holds its own copies
-  service.SetModel(*std::move(model));
+  if (!revision_from_flag) {
+    absl::StatusOr<std::string> r = computed_revision.get();
+    if (!r.ok()) return ExitWithError(r.status());
+    revision = *std::move(r);
+  }
+  std::fprintf(stderr,
+               "{\"stage\":\"vision\",\"event\":\"model_revision\",\"revision\":\"%s\","
+               "\"source\":\"%s\",\"embedding_cache_bytes\":%lld,\"max_batch_tiles\":%lld,"
+               "\"batch_wait_ms\":%.1f}\n",
+               revision.c_str(), revision_from_flag ? "flag" : "files",
+               static_cast<long long>(service_options.embedding_cache_bytes),
+               static_cast<long long>(service_options.max_batch_tiles),
+               service_options.batch_wait_ms);
+  if (auto s = service.SetModel(*std::move(model), revision); !s.ok()) return ExitWithError(s);
   (*runtime)->SetServing(
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   (*runtime)->Wait([&] { service.Shutdown(); });

@@ -179,8 +179,9 @@ v1::ChatRequest TextRequest(const std::string& text, int tokens) {
 TEST(Metrics, PrometheusScrapesTheStagesAndTheAutoscalingSeriesMove) {
   ASSERT_EQ(access("/usr/bin/prometheus", X_OK), 0) << "Debian's prometheus package is required (./smolserve setup)";
   StageProcess vision("vision", "services/vision/vision_server", {kModel, "--threads=1"});
+  // One running sequence at a time, so that later requests wait in the decoder's queue.
   StageProcess decoder("decoder", "services/decoder/decoder_server",
-                       {kModel, "--threads=1", "--max_new_tokens_limit=8000"});
+                       {kModel, "--threads=1", "--max_running=1", "--max_new_tokens_limit=8000"});
   ASSERT_TRUE(vision.Start());
   ASSERT_TRUE(decoder.Start());
   StageProcess front("front", "services/preprocess/preprocess_server",

@@ -10,9 +10,8 @@
 // at load time; float32 GEMMs go through oneDNN (common/model/linear.h).
 //
 // Threads: the library never changes the ATen/OpenMP thread count; call at::set_num_threads
-// in the thread that calls Encode (OpenMP thread counts are per calling thread). With T
-// threads and at least T real tiles, whole tiles are spread over the threads; the remainder
-// uses intra-op parallelism. Encode is const and may be called concurrently.
+// in the thread that calls Encode (OpenMP thread counts are per calling thread); tiles use
+// intra-op parallelism. Encode is const and may be called concurrently.
 #ifndef SMOLSERVE_SERVICES_VISION_CORE_VISION_MODEL_H_
 #define SMOLSERVE_SERVICES_VISION_CORE_VISION_MODEL_H_
 
@@ -36,7 +35,7 @@ struct VisionOptions {
   c10::Device device = c10::Device(c10::kCPU);
   // Each thread encodes its tiles in chunks of at most this many (bounds activation memory,
   // about 30 MB per 512x512 tile at the 256M shapes in float32).
-  int64_t max_tiles_per_batch = 8;
+  int64_t max_tiles_per_batch = 1;
 };
 
 struct EncodeOptions {
@@ -79,6 +78,15 @@ struct VisionWeights {
   at::Tensor connector_modality_projection_proj_weight;   // [D_t, D_v*r^2]
 };
 
+// What Encode would do with an input, without running the encoder (see PlanTiles).
+struct TilePlan {
+  // As VisionOutput::real_tile_indices.
+  std::vector<int64_t> real_tile_indices;
+  // No tile has a non-zero value: real_tile_indices is {0} only because the first tile is
+  // kept (such a tile must be encoded without real tiles next to it, or Encode drops it).
+  bool no_real_tile = false;
+};
+
 class VisionModel {
  public:
   // Takes every model.vision_model.* and model.connector.* tensor from `weights` (exact
@@ -94,6 +102,12 @@ class VisionModel {
                                       const at::Tensor& pixel_attention_mask,
                                       const EncodeOptions& options = {}) const;
 
+  // Runs every input check of Encode (INVALID_ARGUMENT exactly where Encode would return
+  // it for these inputs, NaN/infinity and mask rectangles included) and finds the padding
+  // tiles the same way (in the model dtype).
+  absl::StatusOr<TilePlan> PlanTiles(const at::Tensor& pixel_values,
+                                     const at::Tensor& pixel_attention_mask) const;
+
   const model::ModelConfig& config() const { return config_; }
   const VisionOptions& options() const { return options_; }
   const VisionWeights& weights() const { return w_; }
@@ -101,6 +115,17 @@ class VisionModel {
  private:
   VisionModel(const model::ModelConfig& config, const VisionOptions& options)
       : config_(config), options_(options) {}
+
+  // Checked inputs of Encode: real tiles in model dtype on the device, their patch mask
+  // (CPU bool [n_real, g, g]) and position ids (CPU int64 [n_real, g*g]).
+  struct Prepared {
+    at::Tensor pixels;
+    at::Tensor patch_mask;
+    at::Tensor position_ids;
+    TilePlan plan;
+  };
+  absl::StatusOr<Prepared> Prepare(const at::Tensor& pixel_values,
+                                   const at::Tensor& pixel_attention_mask) const;
 
   // Encoder + connector for one chunk of real tiles (already in model dtype, on device).
   // Returns {image_hidden_states, last_hidden_state}.

@@ -4,8 +4,6 @@
 #include <cstdio>
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
-#include <c10/core/InferenceMode.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -21,119 +19,186 @@ double Ms(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-absl::Status RunEncode(const VisionModel& model, const v1::EncodeRequest& request,
-                       int64_t max_tiles, v1::EncodeResponse* response) {
+// One Encode call. Touched by the gRPC thread until Submit, then by the batcher's worker
+// (or, when every tile is cached, still by the gRPC thread inside Submit).
+struct Call {
+  ::grpc::CallbackServerContext* context = nullptr;
+  const v1::EncodeRequest* request = nullptr;
+  v1::EncodeResponse* response = nullptr;
+  ::grpc::ServerUnaryReactor* reactor = nullptr;
+  Clock::time_point received;
+  int64_t tiles = 0;
+  bool started = false;
+};
+
+// The JSON log line and the answer.
+void Reply(const Call& call, absl::Status status) {
+  std::fprintf(stderr,
+               "{\"stage\":\"vision\",\"rpc\":\"Encode\",\"peer\":\"%s\",\"tiles\":%u,"
+               "\"cached_tiles\":%u,\"request_bytes\":%zu,\"response_bytes\":%zu,"
+               "\"queue_ms\":%.1f,\"encode_ms\":%.1f,\"total_ms\":%.1f,\"status\":\"%s\"}\n",
+               call.context->peer().c_str(), call.response->tiles(),
+               call.response->cached_tiles(), call.request->pixel_values().data().size(),
+               call.response->image_hidden_states().data().size(), call.response->queue_ms(),
+               call.response->encode_ms(), Ms(call.received, Clock::now()),
+               absl::StatusCodeToString(status.code()).c_str());
+  if (!status.ok()) {
+    status = absl::Status(status.code(), absl::StrCat(absl::StartsWith(status.message(), "vision:")
+                                                          ? ""
+                                                          : "vision: ",
+                                                      status.message()));
+  }
+  call.reactor->Finish(grpc_util::ToGrpcStatus(status));
+}
+
+// Request proto -> job tensors (INVALID_ARGUMENT / RESOURCE_EXHAUSTED on bad or oversized input).
+absl::Status ParseRequest(const v1::EncodeRequest& request, int64_t max_tiles, EncodeJob* job,
+                          int64_t* tiles_out) {
   auto pixels = grpc_util::TensorFromProto(request.pixel_values(), "pixel_values");
   if (!pixels.ok()) return pixels.status();
-  at::Tensor mask;
-  if (request.has_pixel_attention_mask()) {
-    auto m = grpc_util::TensorFromProto(request.pixel_attention_mask(), "pixel_attention_mask");
-    if (!m.ok()) return m.status();
-    mask = *m;
-  }
   if (pixels->scalar_type() != at::kFloat) {
     return absl::InvalidArgumentError("pixel_values must be float32");
   }
-  if (pixels->dim() < 4) return absl::InvalidArgumentError("pixel_values must be [N,3,H,W] or [B,N,3,H,W]");
-  const int64_t tiles = pixels->numel() / (pixels->size(-1) * pixels->size(-2) * pixels->size(-3));
+  if (pixels->dim() != 4 && pixels->dim() != 5) {
+    return absl::InvalidArgumentError("pixel_values must be [N,3,H,W] or [B,N,3,H,W]");
+  }
+  const int64_t per_tile = pixels->size(-1) * pixels->size(-2) * pixels->size(-3);
+  if (per_tile == 0) return absl::InvalidArgumentError("pixel_values has an empty tile dimension");
+  const int64_t tiles = pixels->numel() / per_tile;
   if (tiles > max_tiles) {
-    return absl::ResourceExhaustedError(absl::StrCat(tiles, " tiles in one request, over the limit of ", max_tiles));
+    return absl::ResourceExhaustedError(
+        absl::StrCat(tiles, " tiles in one request, over the limit of ", max_tiles));
   }
-  try {
-    auto out = model.Encode(*pixels, mask);
-    if (!out.ok()) return out.status();
-    response->set_tiles(static_cast<uint32_t>(out->image_hidden_states.size(0)));
-    return grpc_util::TensorToProto(out->image_hidden_states, response->mutable_image_hidden_states());
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("vision model failed: ", e.what_without_backtrace()));
+  *tiles_out = tiles;
+  job->pixel_values = *std::move(pixels);
+  if (request.has_pixel_attention_mask()) {
+    auto m = grpc_util::TensorFromProto(request.pixel_attention_mask(), "pixel_attention_mask");
+    if (!m.ok()) return m.status();
+    job->pixel_attention_mask = *std::move(m);
   }
+  return absl::OkStatus();
 }
 
 }  // namespace
 
 VisionService::VisionService(const VisionServiceOptions& options, metrics::StageMetrics* metrics)
-    : options_(options),
-      metrics_(metrics),
-      executor_(1, options.max_queue, [threads = options.threads] { at::set_num_threads(threads); }) {}
+    : options_(options), metrics_(metrics) {}
 
 VisionService::~VisionService() { Shutdown(); }
 
-void VisionService::SetModel(std::unique_ptr<VisionModel> model) {
+absl::Status VisionService::SetModel(std::unique_ptr<VisionModel> model,
+                                     const std::string& model_revision) {
+  std::lock_guard<std::mutex> lock(shutdown_mu_);
+  if (shut_down_) return absl::UnavailableError("vision: shutting down");
+  if (batcher_ != nullptr) return absl::FailedPreconditionError("vision: model already set");
+  EncodeBatcherOptions o;
+  o.threads = options_.threads;
+  o.max_batch_tiles = options_.max_batch_tiles;
+  o.max_wait = std::chrono::microseconds(static_cast<int64_t>(options_.batch_wait_ms * 1000));
+  o.max_queued_tiles = options_.max_queued_tiles;
+  o.max_queued_requests = options_.max_queue;
+  o.cache_bytes = options_.embedding_cache_bytes;
+  o.model_revision = model_revision;
+  metrics::StageMetrics* m = metrics_;
+  auto batcher = EncodeBatcher::Create(model.get(), o, [m](const BatchInfo& batch) {
+    if (!batch.status.ok()) return;
+    m->tiles_encoded->Increment(static_cast<double>(batch.tiles));
+    m->vision_batch_size->Observe(static_cast<double>(batch.tiles));
+    m->vision_encode->Observe(batch.encode_ms / 1e3);
+  });
+  if (!batcher.ok()) return batcher.status();
   model_ = std::move(model);
-  ready_.store(true);
+  batcher_ = *std::move(batcher);
+  ready_.store(true, std::memory_order_release);
+  return absl::OkStatus();
 }
 
-void VisionService::Shutdown() { executor_.Shutdown(); }
+void VisionService::Shutdown() {
+  std::lock_guard<std::mutex> lock(shutdown_mu_);
+  shut_down_ = true;
+  if (batcher_ != nullptr) batcher_->Shutdown();
+}
 
 ::grpc::ServerUnaryReactor* VisionService::Encode(::grpc::CallbackServerContext* context,
                                                   const v1::EncodeRequest* request,
                                                   v1::EncodeResponse* response) {
   auto* reactor = context->DefaultReactor();
-  if (!ready_.load()) {
+  if (!ready_.load(std::memory_order_acquire)) {
     reactor->Finish(::grpc::Status(::grpc::StatusCode::UNAVAILABLE, "vision: model is loading"));
     return reactor;
   }
-  const auto received = Clock::now();
-  const auto& pv = request->pixel_values();
-  const int64_t tiles = pv.shape_size() >= 4
-                            ? pv.shape(0) * (pv.shape_size() == 5 ? pv.shape(1) : 1)
-                            : 0;
-  metrics_->num_requests_waiting->Increment();
-  metrics_->queue_depth->Increment();
-  metrics_->tiles_in_flight->Increment(static_cast<double>(tiles));
-  const bool accepted = executor_.TrySubmit([this, context, request, response, reactor, received, tiles] {
-    const auto started = Clock::now();
-    metrics_->num_requests_waiting->Decrement();
-    metrics_->queue_depth->Decrement();
-    metrics_->num_requests_running->Increment();
-    metrics_->request_queue_time->Observe(Ms(received, started) / 1e3);
-    absl::Status status;
-    if (context->IsCancelled()) {
-      status = absl::CancelledError("vision: cancelled by the client");
-    } else if (context->deadline() < std::chrono::system_clock::now()) {
-      status = absl::DeadlineExceededError("vision: deadline passed while queued");
-    } else {
-      c10::InferenceMode guard;
-      status = RunEncode(*model_, *request, options_.max_tiles_per_request, response);
-    }
-    const auto done = Clock::now();
-    metrics_->num_requests_running->Decrement();
-    metrics_->tiles_in_flight->Decrement(static_cast<double>(tiles));
-    metrics_->e2e_request_latency->Observe(Ms(received, done) / 1e3);
-    if (status.ok()) {
-      metrics_->vision_encode->Observe(Ms(started, done) / 1e3);
-      metrics_->tiles_encoded->Increment(static_cast<double>(tiles));
-      metrics_->cache_misses->Increment(static_cast<double>(tiles));
-      metrics_->vision_batch_size->Observe(static_cast<double>(tiles));
-      metrics_->embedding_bytes_sent->Increment(
-          static_cast<double>(response->image_hidden_states().data().size()));
-      metrics_->RecordSuccess("ok");
-    } else {
-      metrics_->RecordFailure(status.code());
-    }
-    response->set_queue_ms(Ms(received, started));
-    response->set_encode_ms(Ms(started, done));
-    std::fprintf(stderr,
-                 "{\"stage\":\"vision\",\"rpc\":\"Encode\",\"peer\":\"%s\",\"tiles\":%u,"
-                 "\"request_bytes\":%zu,\"response_bytes\":%zu,\"queue_ms\":%.1f,"
-                 "\"encode_ms\":%.1f,\"status\":\"%s\"}\n",
-                 context->peer().c_str(), response->tiles(), request->pixel_values().data().size(),
-                 response->image_hidden_states().data().size(), Ms(received, started),
-                 Ms(started, done), absl::StatusCodeToString(status.code()).c_str());
-    if (!status.ok()) {
-      status = absl::Status(status.code(), absl::StrCat(
-          absl::StartsWith(status.message(), "vision:") ? "" : "vision: ", status.message()));
-    }
-    reactor->Finish(grpc_util::ToGrpcStatus(status));
-  });
-  if (!accepted) {
-    metrics_->num_requests_waiting->Decrement();
-    metrics_->queue_depth->Decrement();
-    metrics_->tiles_in_flight->Decrement(static_cast<double>(tiles));
-    metrics_->RecordFailure(absl::StatusCode::kResourceExhausted);
-    reactor->Finish(::grpc::Status(::grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                   absl::StrCat("vision: queue full (", executor_.queued(),
-                                                " waiting)")));
+  auto call = std::make_shared<Call>();
+  call->context = context;
+  call->request = request;
+  call->response = response;
+  call->reactor = reactor;
+  call->received = Clock::now();
+
+  EncodeJob job;
+  if (absl::Status s = ParseRequest(*request, options_.max_tiles_per_request, &job, &call->tiles);
+      !s.ok()) {
+    metrics_->RecordFailure(s.code());
+    Reply(*call, std::move(s));
+    return reactor;
+  }
+
+  job.is_cancelled = [context] { return context->IsCancelled(); };
+  const auto sys_now = std::chrono::system_clock::now();
+  const auto deadline = context->deadline();
+  if (deadline < sys_now + std::chrono::hours(24 * 365)) {
+    job.deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(deadline - sys_now);
+  }
+  metrics::StageMetrics* m = metrics_;
+  job.on_start = [m, call] {
+    call->started = true;
+    m->num_requests_waiting->Decrement();
+    m->queue_depth->Decrement();
+    m->num_requests_running->Increment();
+    m->request_queue_time->Observe(Ms(call->received, Clock::now()) / 1e3);
+  };
+
+  m->num_requests_waiting->Increment();
+  m->queue_depth->Increment();
+  m->tiles_in_flight->Increment(static_cast<double>(call->tiles));
+  absl::Status submitted =
+      batcher_->Submit(std::move(job), [m, call](absl::StatusOr<EncodeResult> result) {
+        const auto done = Clock::now();
+        if (call->started) {
+          m->num_requests_running->Decrement();
+        } else {  // answered from the cache, or dropped while queued
+          m->num_requests_waiting->Decrement();
+          m->queue_depth->Decrement();
+          m->request_queue_time->Observe(Ms(call->received, done) / 1e3);
+        }
+        m->tiles_in_flight->Decrement(static_cast<double>(call->tiles));
+        m->e2e_request_latency->Observe(Ms(call->received, done) / 1e3);
+        absl::Status status = result.status();
+        if (result.ok()) {
+          v1::EncodeResponse* r = call->response;
+          r->set_tiles(static_cast<uint32_t>(result->tiles));
+          r->set_cached_tiles(static_cast<uint32_t>(result->cached_tiles));
+          r->set_queue_ms(result->queue_ms);
+          r->set_encode_ms(result->encode_ms);
+          status = grpc_util::TensorToProto(result->image_hidden_states,
+                                            r->mutable_image_hidden_states());
+        }
+        if (status.ok()) {
+          m->cache_hits->Increment(static_cast<double>(result->cached_tiles));
+          m->cache_misses->Increment(static_cast<double>(result->tiles - result->cached_tiles));
+          m->embedding_bytes_sent->Increment(
+              static_cast<double>(call->response->image_hidden_states().data().size()));
+          m->RecordSuccess("ok");
+        } else {
+          m->RecordFailure(status.code());
+        }
+        Reply(*call, std::move(status));
+      });
+  if (!submitted.ok()) {
+    m->num_requests_waiting->Decrement();
+    m->queue_depth->Decrement();
+    m->tiles_in_flight->Decrement(static_cast<double>(call->tiles));
+    m->RecordFailure(submitted.code());
+    Reply(*call, std::move(submitted));
   }
   return reactor;
 }

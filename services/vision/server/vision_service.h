@@ -1,22 +1,30 @@
-// The vision stage's gRPC adapter: proto <-> tensors, a bounded queue in front of one
-// model worker, deadlines and cancellation checked before the model runs.
+// The vision stage's gRPC adapter: proto <-> tensors in front of the EncodeBatcher (dynamic
+// cross-request batching and the embedding cache, services/vision/core/encode_batcher.h);
+// deadlines and cancellation are checked before a request's tiles are encoded.
 #ifndef SMOLSERVE_SERVICES_VISION_SERVER_VISION_SERVICE_H_
 #define SMOLSERVE_SERVICES_VISION_SERVER_VISION_SERVICE_H_
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
+#include <mutex>
+#include <string>
 
-#include "common/concurrency/bounded_executor.h"
 #include "common/metrics/stage_metrics.h"
 #include "proto/smolserve/v1/vision.grpc.pb.h"
+#include "services/vision/core/encode_batcher.h"
 #include "services/vision/core/vision_model.h"
 
 namespace smolserve::vision {
 
 struct VisionServiceOptions {
-  int max_queue = 16;                  // requests waiting beyond the one running
+  int max_queue = 16;                  // requests waiting for the encoder
+  int64_t max_queued_tiles = 1024;     // tiles waiting for the encoder
   int64_t max_tiles_per_request = 1024;
-  int threads = 2;                     // LibTorch intra-op threads of the worker
+  int threads = 2;                     // LibTorch intra-op threads of the encoder worker
+  int64_t max_batch_tiles = 8;         // most tiles in one model call
+  double batch_wait_ms = 5;            // wait for more tiles after the oldest request arrived
+  int64_t embedding_cache_bytes = int64_t{512} << 20;  // 0: no cache
 };
 
 class VisionService final : public v1::Vision::CallbackService {
@@ -25,9 +33,10 @@ class VisionService final : public v1::Vision::CallbackService {
   VisionService(const VisionServiceOptions& options, metrics::StageMetrics* metrics);
   ~VisionService() override;
 
-  // Makes the service answer (before this, calls get UNAVAILABLE).
-  void SetModel(std::unique_ptr<VisionModel> model);
-  // Stops taking work and waits for the queue to drain.
+  // Makes the service answer (before this, calls get UNAVAILABLE). `model_revision` is part
+  // of every embedding cache key.
+  absl::Status SetModel(std::unique_ptr<VisionModel> model, const std::string& model_revision);
+  // Stops taking work and waits for the queued requests to be answered.
   void Shutdown();
 
   ::grpc::ServerUnaryReactor* Encode(::grpc::CallbackServerContext* context,
@@ -38,8 +47,10 @@ class VisionService final : public v1::Vision::CallbackService {
   VisionServiceOptions options_;
   metrics::StageMetrics* metrics_;
   std::unique_ptr<VisionModel> model_;
+  std::unique_ptr<EncodeBatcher> batcher_;
   std::atomic<bool> ready_{false};
-  BoundedExecutor executor_;
+  std::mutex shutdown_mu_;
+  bool shut_down_ = false;
 };
 
 }  // namespace smolserve::vision
