@@ -342,7 +342,10 @@ bool EncodeBatcher::CollectLocked(
       continue;
     }
     if (r->plan.no_real_tile) {
-      if (batch.size() > 0) break;  // it runs alone, next time
+      if (batch.size() > 0) {  // it runs alone, in a later call
+        ++it;
+        continue;
+      }
       solo = true;
     }
     bool in_batch = false;

@@ -298,6 +298,31 @@ TEST_F(EncodeBatcherTest, CancelledAndExpiredRequestsAreDroppedOthersUnaffected)
   EXPECT_EQ(s.queued_tiles, 0);
 }
 
+// A request without a real tile keeps its first (all-zero) tile, which the model would drop
+// next to real tiles: it gets a model call of its own, the others still share one.
+TEST_F(EncodeBatcherTest, AllPaddingRequestIsEncodedAlone) {
+  EncodeBatcherOptions o;
+  o.max_batch_tiles = 64;
+  o.max_wait = milliseconds(20000);  // everything is queued before Shutdown drains it
+  auto b = Make(o);
+  ASSERT_NE(b, nullptr);
+  const at::Tensor a = RandomTiles(16, 2), c = RandomTiles(17, 1);
+  const at::Tensor zeros = at::zeros({2, 3, 512, 512});
+  at::Tensor zero_mask = at::zeros({2, 512, 512}, at::kBool);
+  zero_mask[0].narrow(0, 0, 256).narrow(1, 0, 128).fill_(true);
+  Pending pa = Submit(*b, a);
+  Pending pz = Submit(*b, zeros, zero_mask);
+  Pending pc = Submit(*b, c);
+  b->Shutdown();
+  ExpectSameAsAlone(Wait(pa), a, {}, "a");
+  ExpectSameAsAlone(Wait(pz), zeros, zero_mask, "all padding");
+  ExpectSameAsAlone(Wait(pc), c, {}, "c");
+  const EncodeBatcherStats s = b->stats();
+  EXPECT_EQ(s.model_calls, 2);
+  EXPECT_EQ(s.multi_request_calls, 1);
+  EXPECT_EQ(s.tiles_encoded, 4);
+}
+
 TEST_F(EncodeBatcherTest, InvalidInputIsRefusedAtSubmit) {
   EncodeBatcherOptions o;
   auto b = Make(o);

@@ -31,6 +31,7 @@
 #include "common/model/config.h"
 #include "common/model/linear.h"
 #include "common/model/weights.h"
+#include "common/runtime/malloc_tuning.h"
 #include "services/vision/core/encode_batcher.h"
 #include "services/vision/core/vision_model.h"
 
@@ -63,6 +64,13 @@ std::vector<int64_t> IntListFlag(int argc, char** argv, const char* name, const 
 
 double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
+}
+
+std::string Now() {
+  char buf[16];
+  const std::time_t t = std::time(nullptr);
+  std::strftime(buf, sizeof(buf), "%H:%M:%S", std::localtime(&t));
+  return buf;
 }
 
 double CpuMs() {
@@ -156,6 +164,8 @@ void Die(const absl::Status& s) {
 int main(int argc, char** argv) {
   using smolserve::model::ModelConfig;
   namespace vision = smolserve::vision;
+  smolserve::TuneMallocForTensors();  // as the stage binaries do
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   const int64_t threads = IntFlag(argc, argv, "threads", 2);
   const std::vector<int64_t> batch_sizes = IntListFlag(argc, argv, "tiles", "4");
   const int64_t iters = std::max<int64_t>(1, IntFlag(argc, argv, "iters", 3));
@@ -205,8 +215,10 @@ int main(int argc, char** argv) {
   // The machine's GEMM rate at an fc1-like shape, both paths, all threads.
   const double onednn = GemmRate(1024, 3072, 768, true);
   const double mm = GemmRate(1024, 3072, 768, false);
-  std::printf("sgemm [1024 x 768] x [768 x 3072], %ld threads: oneDNN %.1f GFLOP/s, at::mm %.1f GFLOP/s\n",
-              static_cast<long>(threads), onednn, mm);
+  std::printf(
+      "[%s] sgemm [1024 x 768] x [768 x 3072], %ld threads: oneDNN %.1f GFLOP/s, at::mm %.1f "
+      "GFLOP/s\n",
+      Now().c_str(), static_cast<long>(threads), onednn, mm);
 
   for (int64_t tiles : batch_sizes) {
     const at::Tensor pv = at::rand({tiles, 3, vc.image_size, vc.image_size}).mul_(2).sub_(1);
@@ -228,9 +240,9 @@ int main(int argc, char** argv) {
     const double med = ms[ms.size() / 2];
     const double gflops = f.total() / (med / 1e3) / 1e9;
     std::printf(
-        "batch %2ld tiles: ms/tile min %.1f median %.1f max %.1f (process CPU ms/tile %.1f); "
+        "[%s] batch %2ld tiles: ms/tile min %.1f median %.1f max %.1f (process CPU ms/tile %.1f); "
         "%.1f GFLOP/s = %.2f of the oneDNN sgemm rate\n",
-        static_cast<long>(tiles), ms.front(), med, ms.back(), cpu[cpu.size() / 2], gflops,
+        Now().c_str(), static_cast<long>(tiles), ms.front(), med, ms.back(), cpu[cpu.size() / 2], gflops,
         gflops / onednn);
   }
 
@@ -272,10 +284,10 @@ int main(int argc, char** argv) {
       const double s = Seconds(t0, Clock::now());
       const vision::EncodeBatcherStats st = (*b)->stats();
       std::printf(
-          "batcher: %ld one-tile requests, max_batch_tiles %2ld: %.1f ms/tile, %ld model calls "
+          "[%s] batcher: %ld one-tile requests, max_batch_tiles %2ld: %.1f ms/tile, %ld model calls "
           "(largest %ld tiles), %.1f GFLOP/s, last request waited %.0f ms; Submit (checks + "
           "SHA-256 key) %.1f ms/tile\n",
-          static_cast<long>(batcher_requests), static_cast<long>(max_tiles),
+          Now().c_str(), static_cast<long>(batcher_requests), static_cast<long>(max_tiles),
           s * 1e3 / batcher_requests, static_cast<long>(st.model_calls),
           static_cast<long>(st.max_tiles_per_call), f.total() * batcher_requests / s / 1e9,
           queue_ms, submit_s * 1e3 / batcher_requests);
