@@ -565,7 +565,10 @@ at::Tensor TextModel::ForwardGeneric(const at::Tensor& embeds, const at::Tensor&
         // a real query: the causal diagonal block [start + i0, Tc) and the left-padding
         // columns. (Padding queries, entirely masked in HF, then see some keys instead:
         // finite garbage that no real query reads.)
-        at::Tensor scores = at::empty({B * KV, G * n, Tc}, at::TensorOptions().dtype(dt));
+        // Zeroed, not empty: with beta = 0 the product must not depend on what the buffer held
+        // (a generic-path decode step produced NaN logits once in a fresh-clone CI run; this
+        // uninitialised read is the suspected cause).
+        at::Tensor scores = at::zeros({B * KV, G * n, Tc}, at::TensorOptions().dtype(dt));
         scores.baddbmm_(qc, kc.transpose(1, 2), /*beta=*/0, /*alpha=*/scaling);
         at::Tensor s5 = scores.view({B, KV, G, n, Tc});
         s5.narrow(4, start + i0, n).add_(cm.diagonal);
