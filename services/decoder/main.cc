@@ -71,27 +71,9 @@ int main(int argc, char** argv) {
 
   // Load while the server already answers health checks (NOT_SERVING until done).
   const auto start = std::chrono::steady_clock::now();
-  auto config = model::LoadModelConfig(*model_dir);
-  if (!config.ok()) return ExitWithError(config.status());
-  auto weights = model::WeightStore::Open(*model_dir);
-  if (!weights.ok()) return ExitWithError(weights.status());
-  auto dm = std::make_unique<decoder::DecoderModel>();
-  decoder::TextModelOptions text_options;
-  text_options.dtype = dtype == "bf16" ? at::kBFloat16 : at::kFloat;
-  auto text = decoder::TextModel::Create(*config, **weights, text_options);
-  if (!text.ok()) return ExitWithError(text.status());
-  dm->model = *std::move(text);
-  auto tokenizer = preprocess::Tokenizer::FromModelDir(*model_dir);
-  if (!tokenizer.ok()) return ExitWithError(tokenizer.status());
-  dm->tokenizer = *std::move(tokenizer);
-  auto gen = model::LoadGenerationConfig(*model_dir);
-  if (gen.ok()) {
-    dm->generation_config = *gen;
-  } else if (gen.status().code() != absl::StatusCode::kNotFound) {
-    return ExitWithError(gen.status());
-  }
-  weights->reset();
-  if (auto s = service.SetModel(std::move(dm)); !s.ok()) return ExitWithError(s);
+  auto dm = decoder::LoadDecoderModel(*model_dir, dtype == "bf16" ? at::kBFloat16 : at::kFloat);
+  if (!dm.ok()) return ExitWithError(dm.status());
+  if (auto s = service.SetModel(*std::move(dm)); !s.ok()) return ExitWithError(s);
   (*runtime)->SetServing(
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   (*runtime)->Wait([&] { service.Shutdown(); });

@@ -83,7 +83,7 @@ absl::Status StartVision(InProcessStages::Impl& s, const model::ModelConfig& con
 }
 
 // As services/decoder/main.cc.
-absl::Status StartDecoder(InProcessStages::Impl& s, const model::ModelConfig& config, at::ScalarType dtype,
+absl::Status StartDecoder(InProcessStages::Impl& s, at::ScalarType dtype,
                           const InProcessStagesOptions& o) {
   decoder::DecoderServiceOptions options;
   options.max_queue = o.max_queue;
@@ -91,19 +91,8 @@ absl::Status StartDecoder(InProcessStages::Impl& s, const model::ModelConfig& co
   options.max_prompt_tokens = o.limits.max_prompt_tokens;
   s.decoder = std::make_unique<decoder::DecoderService>(options, s.decoder_metrics.get());
   ASSIGN_OR_RETURN(s.decoder_server, grpc_util::ServerRunner::Start(LoopbackServer(), {s.decoder.get()}));
-  ASSIGN_OR_RETURN(auto weights, model::WeightStore::Open(s.model_dir));
-  auto dm = std::make_unique<decoder::DecoderModel>();
-  decoder::TextModelOptions text_options;
-  text_options.dtype = dtype;
-  ASSIGN_OR_RETURN(dm->model, decoder::TextModel::Create(config, *weights, text_options));
-  ASSIGN_OR_RETURN(dm->tokenizer, preprocess::Tokenizer::FromModelDir(s.model_dir));
-  auto gen = model::LoadGenerationConfig(s.model_dir);
-  if (gen.ok()) {
-    dm->generation_config = *gen;
-  } else if (gen.status().code() != absl::StatusCode::kNotFound) {
-    return gen.status();
-  }
-  s.decoder->SetModel(std::move(dm));
+  ASSIGN_OR_RETURN(auto dm, decoder::LoadDecoderModel(s.model_dir, dtype));
+  RETURN_IF_ERROR(s.decoder->SetModel(std::move(dm)));
   s.decoder_server->SetServing(true);
   return absl::OkStatus();
 }
@@ -150,7 +139,7 @@ absl::StatusOr<std::unique_ptr<InProcessStages>> InProcessStages::Start(const In
   impl->front_metrics = std::make_unique<metrics::StageMetrics>(metrics::Stage::kPreprocess, impl->front_registry);
   ASSIGN_OR_RETURN(const model::ModelConfig config, model::LoadModelConfig(impl->model_dir));
   RETURN_IF_ERROR(StartVision(*impl, config, dtype, o));
-  RETURN_IF_ERROR(StartDecoder(*impl, config, dtype, o));
+  RETURN_IF_ERROR(StartDecoder(*impl, dtype, o));
   RETURN_IF_ERROR(StartFront(*impl, o));
   impl->load_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   std::fprintf(stderr, "[bench] in-process stages: front %s, vision %s, decoder %s, %d threads each, loaded in %.0f ms\n",

@@ -53,7 +53,8 @@ absl::StatusOr<std::unique_ptr<BatchEngine>> BatchEngine::Create(const TextModel
   }
   if (options.max_waiting < 0) return absl::InvalidArgumentError("max_waiting must be >= 0");
   ASSIGN_OR_RETURN(DecodeScratch scratch,
-                   model.NewDecodeScratch(options.max_running + options.prefill_chunk_tokens));
+                   model.NewDecodeScratch(options.max_running + options.prefill_chunk_tokens,
+                                          /*max_logit_rows=*/options.max_running + 1));
   return std::unique_ptr<BatchEngine>(
       new BatchEngine(model, std::move(options), std::move(scratch)));
 }

@@ -65,10 +65,12 @@ inline __attribute__((always_inline)) void GemvRowsFixed(const float* w, int64_t
   }
 }
 
-__attribute__((target_clones("avx2", "default"))) void GemvRowsV8(
-    const float* w, int64_t n0, int64_t n1, int64_t K, const float* x, int64_t B, float* y,
-    int64_t ldy, bool accumulate) {
-  // Blocks of weight rows stay in cache while every group of 4 vectors passes over them.
+// Blocks of weight rows stay in cache while every group of (up to) 4 vectors passes over
+// them; `rows<G>(w, n0, n1, K, x, y, ldy, accumulate)` does one group of G vectors.
+template <template <int> class Rows>
+inline __attribute__((always_inline)) void GemvBlocks(const float* w, int64_t n0, int64_t n1,
+                                                      int64_t K, const float* x, int64_t B,
+                                                      float* y, int64_t ldy, bool accumulate) {
   constexpr int64_t kBlock = 16;
   for (int64_t nb = n0; nb < n1; nb += kBlock) {
     const int64_t ne = std::min(n1, nb + kBlock);
@@ -76,13 +78,28 @@ __attribute__((target_clones("avx2", "default"))) void GemvRowsV8(
       const float* xb = x + b0 * K;
       float* yb = y + b0 * ldy;
       switch (std::min<int64_t>(4, B - b0)) {
-        case 1: GemvRowsFixed<1>(w, nb, ne, K, xb, yb, ldy, accumulate); break;
-        case 2: GemvRowsFixed<2>(w, nb, ne, K, xb, yb, ldy, accumulate); break;
-        case 3: GemvRowsFixed<3>(w, nb, ne, K, xb, yb, ldy, accumulate); break;
-        default: GemvRowsFixed<4>(w, nb, ne, K, xb, yb, ldy, accumulate); break;
+        case 1: Rows<1>::Run(w, nb, ne, K, xb, yb, ldy, accumulate); break;
+        case 2: Rows<2>::Run(w, nb, ne, K, xb, yb, ldy, accumulate); break;
+        case 3: Rows<3>::Run(w, nb, ne, K, xb, yb, ldy, accumulate); break;
+        default: Rows<4>::Run(w, nb, ne, K, xb, yb, ldy, accumulate); break;
       }
     }
   }
+}
+
+template <int B>
+struct RowsV8 {
+  static inline __attribute__((always_inline)) void Run(const float* w, int64_t n0, int64_t n1,
+                                                        int64_t K, const float* x, float* y,
+                                                        int64_t ldy, bool accumulate) {
+    GemvRowsFixed<B>(w, n0, n1, K, x, y, ldy, accumulate);
+  }
+};
+
+__attribute__((target_clones("avx2", "default"))) void GemvRowsV8(
+    const float* w, int64_t n0, int64_t n1, int64_t K, const float* x, int64_t B, float* y,
+    int64_t ldy, bool accumulate) {
+  GemvBlocks<RowsV8>(w, n0, n1, K, x, B, y, ldy, accumulate);
 }
 
 // ---- AVX-512: register tiles of R weight rows x B vectors, one 16-lane accumulator each
@@ -130,31 +147,20 @@ inline __attribute__((always_inline)) void Tile16(const float* w, int64_t n, int
 }
 
 template <int B>
-inline __attribute__((always_inline)) void Rows16(const float* w, int64_t n0, int64_t n1,
-                                                  int64_t K, const float* x, float* y,
-                                                  int64_t ldy, bool accumulate) {
-  int64_t n = n0;
-  for (; n + 4 <= n1; n += 4) Tile16<4, B>(w, n, K, x, y, ldy, accumulate);
-  for (; n < n1; ++n) Tile16<1, B>(w, n, K, x, y, ldy, accumulate);
-}
+struct RowsV16 {
+  static inline __attribute__((always_inline)) void Run(const float* w, int64_t n0, int64_t n1,
+                                                        int64_t K, const float* x, float* y,
+                                                        int64_t ldy, bool accumulate) {
+    int64_t n = n0;
+    for (; n + 4 <= n1; n += 4) Tile16<4, B>(w, n, K, x, y, ldy, accumulate);
+    for (; n < n1; ++n) Tile16<1, B>(w, n, K, x, y, ldy, accumulate);
+  }
+};
 
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) void GemvRowsV16(
     const float* w, int64_t n0, int64_t n1, int64_t K, const float* x, int64_t B, float* y,
     int64_t ldy, bool accumulate) {
-  constexpr int64_t kBlock = 16;
-  for (int64_t nb = n0; nb < n1; nb += kBlock) {
-    const int64_t ne = std::min(n1, nb + kBlock);
-    for (int64_t b0 = 0; b0 < B; b0 += 4) {
-      const float* xb = x + b0 * K;
-      float* yb = y + b0 * ldy;
-      switch (std::min<int64_t>(4, B - b0)) {
-        case 1: Rows16<1>(w, nb, ne, K, xb, yb, ldy, accumulate); break;
-        case 2: Rows16<2>(w, nb, ne, K, xb, yb, ldy, accumulate); break;
-        case 3: Rows16<3>(w, nb, ne, K, xb, yb, ldy, accumulate); break;
-        default: Rows16<4>(w, nb, ne, K, xb, yb, ldy, accumulate); break;
-      }
-    }
-  }
+  GemvBlocks<RowsV16>(w, n0, n1, K, x, B, y, ldy, accumulate);
 }
 
 const bool kHasAvx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");

@@ -245,11 +245,14 @@ int64_t TextModel::CacheBytes(int64_t batch, int64_t capacity) const {
          batch * capacity;
 }
 
-absl::StatusOr<DecodeScratch> TextModel::NewDecodeScratch(int64_t max_rows) const {
+absl::StatusOr<DecodeScratch> TextModel::NewDecodeScratch(int64_t max_rows,
+                                                          int64_t max_logit_rows) const {
   if (max_rows < 1) return absl::InvalidArgumentError("decode scratch needs max_rows >= 1");
+  if (max_logit_rows < 1 || max_logit_rows > max_rows) max_logit_rows = max_rows;
   return Guarded("allocating decode scratch", [&]() -> absl::StatusOr<DecodeScratch> {
     DecodeScratch s;
     s.max_rows_ = max_rows;
+    s.max_logit_rows_ = max_logit_rows;
     if (options_.dtype == at::kFloat && options_.fast_decode) {
       const auto f = at::TensorOptions().dtype(at::kFloat);
       const int64_t D = dims_.hidden_size, I = dims_.intermediate_size, H = dims_.num_heads;
@@ -261,7 +264,7 @@ absl::StatusOr<DecodeScratch> TextModel::NewDecodeScratch(int64_t max_rows) cons
       s.attn_ = at::empty({max_rows, H * hd}, f);
       s.gate_up_ = at::empty({max_rows, 2 * I}, f);
       s.act_ = at::empty({max_rows, I}, f);
-      s.logits_ = at::empty({max_rows, dims_.vocab_size}, f);
+      s.logits_ = at::empty({max_logit_rows, dims_.vocab_size}, f);
     }
     return s;
   });
@@ -647,9 +650,10 @@ absl::StatusOr<at::Tensor> TextModel::Step(absl::Span<const StepRow> rows,
   // Validate; assign columns and positions (rows of one cache are consecutive).
   std::vector<FastRow> fast;
   fast.reserve(n);
-  int64_t max_t = 0;
+  int64_t max_t = 0, logit_rows = 0;
   for (int64_t i = 0; i < n; ++i) {
     const StepRow& r = rows[i];
+    logit_rows += r.logits ? 1 : 0;
     KvCache* c = r.cache;
     if (c == nullptr || c->batch_ != 1) return absl::InvalidArgumentError("Step needs batch-1 caches");
     int64_t offset = 0;
@@ -676,6 +680,10 @@ absl::StatusOr<at::Tensor> TextModel::Step(absl::Span<const StepRow> rows,
     }
     fast.push_back(FastRow{c, 0, column, position, r.token, r.embedding, r.logits});
     max_t = std::max(max_t, column + 1);
+  }
+  if (logit_rows > scratch.max_logit_rows_) {
+    return absl::InvalidArgumentError(absl::StrCat(logit_rows, " rows want logits, the scratch holds ",
+                                                   scratch.max_logit_rows_));
   }
   return Guarded("decode step", [&]() -> absl::StatusOr<at::Tensor> {
     const int64_t D = dims_.hidden_size;

@@ -130,6 +130,7 @@ class DecodeScratch {
   friend class TextModel;
   DecodeScratch() = default;
   int64_t max_rows_ = 0;
+  int64_t max_logit_rows_ = 0;
   std::vector<float> scores_;  // attention scores, grown on demand
   at::Tensor x_, xn_, qkv_, q_, attn_, gate_up_, act_, logits_;
 };
@@ -169,8 +170,10 @@ class TextModel {
   // Bytes NewCache(batch, capacity, false) allocates (keys, values, validity).
   int64_t CacheBytes(int64_t batch, int64_t capacity) const;
 
-  // Scratch for Step over up to `max_rows` rows.
-  absl::StatusOr<DecodeScratch> NewDecodeScratch(int64_t max_rows) const;
+  // Scratch for Step over up to `max_rows` rows, of which up to `max_logit_rows` (default:
+  // all) return logits.
+  absl::StatusOr<DecodeScratch> NewDecodeScratch(int64_t max_rows,
+                                                 int64_t max_logit_rows = 0) const;
 
   // Token embeddings [B, L, D] (model dtype) with image features merged: the j-th `<image>`
   // token in row-major order receives image_hidden_states.view(-1, D)[j].

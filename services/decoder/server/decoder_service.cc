@@ -12,6 +12,7 @@
 #include "common/grpc/server_stream.h"
 #include "common/grpc/status_util.h"
 #include "common/grpc/tensor_proto.h"
+#include "common/model/weights.h"
 
 namespace smolserve::decoder {
 namespace {
@@ -37,6 +38,32 @@ absl::Status WithStage(const absl::Status& s) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<DecoderModel>> LoadDecoderModel(const std::string& model_dir,
+                                                               at::ScalarType dtype) {
+  absl::StatusOr<model::ModelConfig> config = model::LoadModelConfig(model_dir);
+  if (!config.ok()) return config.status();
+  absl::StatusOr<std::unique_ptr<model::WeightStore>> weights = model::WeightStore::Open(model_dir);
+  if (!weights.ok()) return weights.status();
+  auto dm = std::make_unique<DecoderModel>();
+  TextModelOptions text_options;
+  text_options.dtype = dtype;
+  absl::StatusOr<std::unique_ptr<TextModel>> text =
+      TextModel::Create(*config, **weights, text_options);
+  if (!text.ok()) return text.status();
+  dm->model = *std::move(text);
+  absl::StatusOr<std::unique_ptr<preprocess::Tokenizer>> tokenizer =
+      preprocess::Tokenizer::FromModelDir(model_dir);
+  if (!tokenizer.ok()) return tokenizer.status();
+  dm->tokenizer = *std::move(tokenizer);
+  absl::StatusOr<model::GenerationConfig> gen = model::LoadGenerationConfig(model_dir);
+  if (gen.ok()) {
+    dm->generation_config = *gen;
+  } else if (gen.status().code() != absl::StatusCode::kNotFound) {
+    return gen.status();
+  }
+  return dm;
+}
 
 absl::Status FillGenerateRequest(const v1::GenerationParams& params,
                                  const model::GenerationConfig& defaults,

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <memory>
+#include <string>
 
 #include "common/metrics/stage_metrics.h"
 #include "common/model/config.h"
@@ -35,6 +36,11 @@ struct DecoderModel {
   std::unique_ptr<preprocess::Tokenizer> tokenizer;
   model::GenerationConfig generation_config;
 };
+
+// Loads what the stage serves from a model folder: the text model (`dtype`: float32 or
+// bfloat16), the tokenizer and generation_config.json (optional).
+absl::StatusOr<std::unique_ptr<DecoderModel>> LoadDecoderModel(const std::string& model_dir,
+                                                               at::ScalarType dtype);
 
 // Builds a core GenerateRequest from the wire parameters (validation included).
 absl::Status FillGenerateRequest(const v1::GenerationParams& params,
