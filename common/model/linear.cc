@@ -4,6 +4,8 @@
 
 #include <vector>
 
+#include "common/runtime/cpu_features.h"
+
 // oneDNN's C BLAS entry point (oneapi/dnnl/dnnl.h; Debian ships the library without the
 // -dev headers, so the documented prototype is declared here). dnnl_dim_t is int64_t and
 // dnnl_status_t is an enum whose success value is 0.
@@ -20,7 +22,35 @@ bool Sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
                     c, ldc) == 0;
 }
 
+namespace {
+
+// Whether LibTorch would accumulate this reduced-precision product in reduced precision.
+bool NeedsFloatAccumulation(const at::Tensor& a) {
+  const at::ScalarType t = a.scalar_type();
+  return (t == at::kBFloat16 || t == at::kHalf) && a.device().is_cpu() &&
+         !GetCpuFeatures().avx512_core;
+}
+
+}  // namespace
+
+at::Tensor Mm(const at::Tensor& a, const at::Tensor& b) {
+  if (!NeedsFloatAccumulation(a)) return at::mm(a, b);
+  return at::mm(a.to(at::kFloat), b.to(at::kFloat)).to(a.scalar_type());
+}
+
+void MmOut(at::Tensor& out, const at::Tensor& a, const at::Tensor& b) {
+  if (!NeedsFloatAccumulation(a)) {
+    at::mm_out(out, a, b);
+    return;
+  }
+  out.copy_(at::mm(a.to(at::kFloat), b.to(at::kFloat)));
+}
+
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  if (NeedsFloatAccumulation(x)) {
+    const at::Tensor b = bias.defined() ? bias.to(at::kFloat) : at::Tensor();
+    return Linear(x.to(at::kFloat), weight.to(at::kFloat), b).to(x.scalar_type());
+  }
   const bool fast =
       x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat && x.device().is_cpu() &&
       weight.device().is_cpu() && weight.dim() == 2 && x.dim() >= 1 &&

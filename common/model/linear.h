@@ -24,6 +24,13 @@ bool Sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
 // bias + x.W^T as addmm computes it); every other case falls back to at::linear.
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});
 
+// Reduced-precision (bf16/fp16) products as current PyTorch computes them: float32
+// accumulation, one rounding of the result. LibTorch 1.13 sends CPU bf16 GEMMs to oneDNN only
+// on AVX-512 CPUs and otherwise accumulates in bf16 (errors ~20x the bf16 rounding on a
+// 3072-long reduction); there these take the product in float32. float32 inputs: at::mm.
+at::Tensor Mm(const at::Tensor& a, const at::Tensor& b);
+void MmOut(at::Tensor& out, const at::Tensor& a, const at::Tensor& b);
+
 }  // namespace smolserve::model
 
 #endif  // SMOLSERVE_COMMON_MODEL_LINEAR_H_

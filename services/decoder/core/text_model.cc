@@ -16,6 +16,7 @@
 #include <c10/util/Exception.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/model/linear.h"
 #include "common/status/status_macros.h"
 #include "services/decoder/core/decode_kernels.h"
 
@@ -543,7 +544,7 @@ at::Tensor TextModel::ForwardGeneric(const at::Tensor& embeds, const at::Tensor&
   for (int64_t l = 0; l < dims_.num_layers; ++l) {
     const TextLayerWeights& w = weights_.layers[l];
     at::Tensor h = RmsNorm(x, w.input_layernorm, dims_.rms_norm_eps);
-    at::Tensor qkv = at::mm(h, w.qkv_proj.t());  // [B L, (H + 2 KV) hd]
+    at::Tensor qkv = model::Mm(h, w.qkv_proj.t());  // [B L, (H + 2 KV) hd]
     at::Tensor q = qkv.narrow(1, 0, H * hd).view({B, L, H, hd}).transpose(1, 2);
     at::Tensor k = qkv.narrow(1, H * hd, KV * hd).view({B, L, KV, hd}).transpose(1, 2);
     at::Tensor v = qkv.narrow(1, (H + KV) * hd, KV * hd).view({B, L, KV, hd}).transpose(1, 2);
@@ -592,21 +593,21 @@ at::Tensor TextModel::ForwardGeneric(const at::Tensor& embeds, const at::Tensor&
     if (fp32) {
       x.addmm_(attn2, w.o_proj.t());
     } else {
-      x = x + at::mm(attn2, w.o_proj.t());
+      x = x + model::Mm(attn2, w.o_proj.t());
     }
     h = RmsNorm(x, w.post_attention_layernorm, dims_.rms_norm_eps);
-    at::Tensor gu = at::mm(h, w.gate_up_proj.t());  // [B L, 2 I]
+    at::Tensor gu = model::Mm(h, w.gate_up_proj.t());  // [B L, 2 I]
     at::Tensor act = Silu(gu.narrow(1, 0, I)) * gu.narrow(1, I, I);
     if (fp32) {
       x.addmm_(act, w.down_proj.t());
     } else {
-      x = x + at::mm(act, w.down_proj.t());
+      x = x + model::Mm(act, w.down_proj.t());
     }
   }
   cache.length_ = T;
   at::Tensor last = x.view({B, L, D}).select(1, L - 1);
   at::Tensor hn = RmsNorm(last, weights_.norm, dims_.rms_norm_eps);
-  return at::mm(hn, weights_.lm_head.t()).to(at::kFloat);
+  return model::Mm(hn, weights_.lm_head.t()).to(at::kFloat);
 }
 
 absl::StatusOr<at::Tensor> TextModel::PrefillChunk(const at::Tensor& embeds,

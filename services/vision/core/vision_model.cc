@@ -259,11 +259,11 @@ std::pair<at::Tensor, at::Tensor> VisionModel::Forward(const at::Tensor& pixels,
           // bf16: (Q K^T) rounded to bf16, times the scale in float32 rounded to bf16 (as
           // torch 2.x; LibTorch 1.13 would round the scalar itself to bf16), mask added,
           // softmax in float32, probabilities rounded to bf16.
-          at::mm_out(scores, q, kk.t());
+          model::MmOut(scores, q, kk.t());
           scores.copy_(scores.to(at::kFloat).mul_(scale));
           if (key_mask.defined()) scores.add_(key_mask[t].unsqueeze(0));
           probs.copy_(at::_softmax(scores.to(at::kFloat), -1, false));
-          at::mm_out(out, probs, v);
+          model::MmOut(out, probs, v);
         }
       }
     };
