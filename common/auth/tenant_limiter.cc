@@ -28,20 +28,6 @@ std::string ShownTenant(const std::string& tenant) {
 
 }  // namespace
 
-absl::Status WithRetryAfter(absl::Status status, int64_t ms) {
-  if (status.ok()) return status;
-  status.SetPayload(kRetryAfterPayload, absl::Cord(absl::StrCat(std::max<int64_t>(ms, 0))));
-  return status;
-}
-
-std::optional<int64_t> RetryAfterMs(const absl::Status& status) {
-  auto payload = status.GetPayload(kRetryAfterPayload);
-  if (!payload.has_value()) return std::nullopt;
-  int64_t ms = 0;
-  if (!absl::SimpleAtoi(std::string(*payload), &ms) || ms < 0) return std::nullopt;
-  return ms;
-}
-
 TenantLimiter::TenantLimiter(TenantLimits limits, std::function<absl::Time()> clock)
     : limits_([&] {
         limits.max_tracked_tenants = std::max(limits.max_tracked_tenants, 1);

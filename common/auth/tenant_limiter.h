@@ -33,20 +33,14 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/status/retry_after.h"
 #include "absl/time/time.h"
 
 namespace smolserve::auth {
 
-// The status payload carrying the retry hint: decimal milliseconds (ASCII, e.g. "1000") after
-// which a retry can succeed.
-inline constexpr char kRetryAfterPayload[] = "type.smolserve.dev/retry_after_ms";
-
-// `status` with the retry hint set (replacing any earlier one); ms < 0 is stored as 0. An OK
-// status is returned unchanged (OK carries no payloads).
-absl::Status WithRetryAfter(absl::Status status, int64_t ms);
-// The retry hint of `status`, or nullopt when it has none or it is not a non-negative decimal
-// integer.
-std::optional<int64_t> RetryAfterMs(const absl::Status& status);
+// The retry hint of a refusal: common/status/retry_after.h (WithRetryAfter, RetryAfterMs).
+using ::smolserve::RetryAfterMs;
+using ::smolserve::WithRetryAfter;
 
 struct TenantLimits {
   int max_concurrent = 0;       // requests in flight per tenant; <= 0: unlimited

@@ -16,11 +16,26 @@
 
 namespace smolserve::grpc_util {
 
+// PEM files for TLS. Server: cert + key serve TLS; with client_ca, clients must present a
+// certificate signed by it (mutual TLS; a plain or unsigned client is refused). Channel: ca
+// verifies the server; cert + key are presented as the client certificate.
+struct TlsFiles {
+  std::string cert;
+  std::string key;
+  std::string ca;
+  bool enabled() const { return !cert.empty() || !key.empty() || !ca.empty(); }
+};
+
 struct ServerOptions {
   std::string host = "0.0.0.0";
   int port = 0;                              // 0: any free port
   int max_message_bytes = 256 << 20;         // image embeddings of a long video are MBs
   std::chrono::milliseconds shutdown_grace{30000};
+  TlsFiles tls;                              // tls.ca: require client certificates
+  bool reflection = false;                   // gRPC server reflection (opt-in)
+  // A second, plaintext port serving only grpc.health.v1 (for probes that cannot do TLS or
+  // client certificates); -1: none, 0: any free port.
+  int health_port = -1;
 };
 
 class ServerRunner {
@@ -30,6 +45,7 @@ class ServerRunner {
       const ServerOptions& options, const std::vector<::grpc::Service*>& services);
 
   int port() const { return port_; }
+  int health_port() const { return health_port_; }
   // Flips the overall health status and every registered service's.
   void SetServing(bool serving);
   // Blocks until SIGTERM/SIGINT, then stops accepting new calls and waits up
@@ -38,16 +54,30 @@ class ServerRunner {
 
  private:
   std::unique_ptr<::grpc::Server> server_;
+  std::unique_ptr<::grpc::Server> health_server_;
   ServerOptions options_;
   std::vector<std::string> service_names_;
   int port_ = 0;
+  int health_port_ = -1;
+};
+
+struct ChannelOptions {
+  int max_message_bytes = 256 << 20;
+  TlsFiles tls;  // empty: plaintext
 };
 
 // Client channel arguments matching the servers' message limits, round-robin balancing
-// across every address a target resolves to, and keepalive-free reconnect backoff bounded
-// at one second so that a restarted replica is used again quickly.
+// across every address a target resolves to, reconnect backoff bounded at one second so that
+// a restarted replica is used again quickly, and keepalive pings so that a peer that stopped
+// answering (a hung or partitioned replica) is noticed within about 20 seconds.
+// INVALID_ARGUMENT / NOT_FOUND when a TLS file cannot be read.
+absl::StatusOr<std::shared_ptr<::grpc::Channel>> MakeChannel(const std::string& target,
+                                                             const ChannelOptions& options);
 std::shared_ptr<::grpc::Channel> MakeChannel(const std::string& target,
                                              int max_message_bytes = 256 << 20);
+
+// Reads a whole (PEM) file; NOT_FOUND / PERMISSION_DENIED naming it.
+absl::StatusOr<std::string> ReadPemFile(const std::string& path);
 
 }  // namespace smolserve::grpc_util
 

@@ -8,8 +8,10 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <utility>
 
 #include <grpcpp/grpcpp.h>
 
@@ -28,6 +30,19 @@ class ServerStream : public std::enable_shared_from_this<ServerStream<Msg>> {
 
   // True once the client cancelled, disconnected or a write failed.
   bool cancelled() const { return cancelled_.load(); }
+
+  // Runs `fn` once when the stream becomes cancelled (at once if it already is), on the thread
+  // that notices it; `fn` must be short and must not call back into the stream. One callback.
+  void OnCancel(std::function<void()> fn) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!cancelled_) {
+        on_cancel_ = std::move(fn);
+        return;
+      }
+    }
+    fn();
+  }
 
   void Push(Msg msg) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -50,19 +65,27 @@ class ServerStream : public std::enable_shared_from_this<ServerStream<Msg>> {
    public:
     explicit Reactor(std::shared_ptr<ServerStream> stream) : stream_(std::move(stream)) {}
     void OnWriteDone(bool ok) override {
-      std::lock_guard<std::mutex> lock(stream_->mu_);
-      stream_->writing_ = false;
-      if (!ok) {
-        stream_->cancelled_ = true;
-        stream_->pending_.clear();
-      } else {
-        stream_->pending_.pop_front();
+      std::function<void()> notify;
+      {
+        std::lock_guard<std::mutex> lock(stream_->mu_);
+        stream_->writing_ = false;
+        if (!ok) {
+          notify = stream_->MarkCancelledLocked();
+          stream_->pending_.clear();
+        } else {
+          stream_->pending_.pop_front();
+        }
+        stream_->MaybeWriteLocked();
       }
-      stream_->MaybeWriteLocked();
+      if (notify) notify();
     }
     void OnCancel() override {
-      std::lock_guard<std::mutex> lock(stream_->mu_);
-      stream_->cancelled_ = true;
+      std::function<void()> notify;
+      {
+        std::lock_guard<std::mutex> lock(stream_->mu_);
+        notify = stream_->MarkCancelledLocked();
+      }
+      if (notify) notify();
     }
     void OnDone() override {
       {
@@ -77,6 +100,12 @@ class ServerStream : public std::enable_shared_from_this<ServerStream<Msg>> {
   };
 
   ServerStream() = default;
+
+  // Sets the flag; returns the cancel callback to run (outside the lock), once.
+  std::function<void()> MarkCancelledLocked() {
+    cancelled_ = true;
+    return std::exchange(on_cancel_, nullptr);
+  }
 
   void MaybeWriteLocked() {
     if (reactor_ == nullptr || writing_ || finished_) return;
@@ -98,6 +127,7 @@ class ServerStream : public std::enable_shared_from_this<ServerStream<Msg>> {
   bool finishing_ = false;
   bool finished_ = false;
   std::atomic<bool> cancelled_{false};
+  std::function<void()> on_cancel_;  // guarded by mu_
   ::grpc::Status status_;
 };
 

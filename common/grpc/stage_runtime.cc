@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
 
 namespace smolserve::grpc_util {
 
@@ -21,8 +22,12 @@ absl::Status StageRuntime::Serve(const std::vector<::grpc::Service*>& services) 
   auto server = ServerRunner::Start(options_.server, services);
   if (!server.ok()) return server.status();
   server_ = *std::move(server);
-  std::fprintf(stderr, "{\"stage\":\"%s\",\"event\":\"listening\",\"port\":%d,\"metrics_port\":%d}\n",
-               options_.name.c_str(), server_->port(), metrics_server_->port());
+  std::fprintf(stderr, "{\"stage\":\"%s\",\"event\":\"listening\",\"port\":%d,\"metrics_port\":%d,\"tls\":%s}\n",
+               options_.name.c_str(), server_->port(), metrics_server_->port(),
+               options_.server.tls.enabled() ? "true" : "false");
+  if (!options_.port_file.empty() && server_->health_port() > 0) {
+    std::ofstream(options_.port_file + ".health") << server_->health_port() << "\n";
+  }
   if (!options_.port_file.empty()) {
     // The metrics port first: readers wait for the main port file.
     std::ofstream(options_.port_file + ".metrics") << metrics_server_->port() << "\n";
@@ -35,6 +40,14 @@ void StageRuntime::SetServing(double load_ms) {
   server_->SetServing(true);
   std::fprintf(stderr, "{\"stage\":\"%s\",\"event\":\"serving\",\"load_ms\":%.0f}\n",
                options_.name.c_str(), load_ms);
+}
+
+void StageRuntime::SetHealth(bool serving, const std::string& why) {
+  server_->SetServing(serving);
+  nlohmann::ordered_json line = {{"stage", options_.name},
+                                 {"event", serving ? "serving" : "not_serving"},
+                                 {"why", why}};
+  std::fprintf(stderr, "%s\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
 }
 
 void StageRuntime::Wait(const std::function<void()>& on_stop) {

@@ -33,6 +33,9 @@ class StageRuntime {
   absl::Status Serve(const std::vector<::grpc::Service*>& services);
   // Marks the stage SERVING (after its model is loaded).
   void SetServing(double load_ms);
+  // Flips the health status later (the front follows its downstream stages), logging changes.
+  void SetHealth(bool serving, const std::string& why);
+  ServerRunner& server() { return *server_; }
   // Blocks until SIGTERM/SIGINT, then shuts down gracefully (`on_stop` drains the service).
   void Wait(const std::function<void()>& on_stop);
 

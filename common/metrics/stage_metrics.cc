@@ -22,6 +22,11 @@ const Histogram::BucketBoundaries kStepBuckets = {0.005, 0.01, 0.025, 0.05, 0.1,
                                                   1.0,   2.5,  5.0,   10.0, 25.0, 60.0};
 const Histogram::BucketBoundaries kCountBuckets = {1, 2, 4, 8, 13, 17, 26, 34, 51, 64, 128, 256};
 
+constexpr const char* kHttpRoutes[] = {"chat_completions", "models", "health", "other"};
+constexpr const char* kHttpCodes[] = {"200", "400", "401", "403", "404", "405", "408", "413",
+                                      "422", "429", "500", "503", "504", "other"};
+constexpr const char* kTenantOutcomes[] = {"admitted", "rate_limited", "concurrency_limited"};
+
 const char* StageName(Stage s) {
   switch (s) {
     case Stage::kPreprocess: return "preprocess";
@@ -92,6 +97,21 @@ StageMetrics::StageMetrics(Stage stage, prometheus::Registry& r) {
       media_cache_misses = counter("media_cache_misses_total",
                                    "Media items not in the front's media cache (decoded and encoded).");
       media_cache_bytes = gauge("media_cache_bytes", "Bytes held by the front's media cache.");
+      http_requests_ = &prometheus::BuildCounter().Name("smolserve:http_requests_total")
+                            .Help("HTTP API requests, by route and HTTP status.").Labels(labels).Register(r);
+      http_duration_ = &prometheus::BuildHistogram().Name("smolserve:http_request_duration_seconds")
+                            .Help("HTTP API request duration (to the last byte), by route.")
+                            .Labels(labels).Register(r);
+      for (const char* route : kHttpRoutes) {
+        for (const char* code : kHttpCodes) {
+          http_children_[{route, code}] = &http_requests_->Add({{"route", route}, {"code", code}});
+        }
+        http_duration_children_[route] = &http_duration_->Add({{"route", route}}, kLatencyBuckets);
+      }
+      auth_failures = counter("auth_failures_total", "Requests refused for a missing or wrong API key.");
+      tenant_requests_ = &prometheus::BuildCounter().Name("smolserve:tenant_requests_total")
+                              .Help("Requests by tenant and admission outcome.").Labels(labels).Register(r);
+      DeclareTenants({});
       break;
     }
     case Stage::kVision:
@@ -114,6 +134,35 @@ void StageMetrics::RecordSuccess(const std::string& finished_reason) {
 void StageMetrics::RecordFailure(absl::StatusCode code) {
   const int c = static_cast<int>(code);
   if (c >= 1 && c <= 16) failure_children_[c]->Increment();
+}
+
+void StageMetrics::RecordHttp(const std::string& route, int status, double seconds) {
+  if (http_requests_ == nullptr) return;
+  const std::string r = http_duration_children_.count(route) ? route : "other";
+  auto it = http_children_.find({r, std::to_string(status)});
+  if (it == http_children_.end()) it = http_children_.find({r, "other"});
+  it->second->Increment();
+  http_duration_children_[r]->Observe(seconds);
+}
+
+void StageMetrics::DeclareTenants(const std::vector<std::string>& tenants) {
+  if (tenant_requests_ == nullptr) return;
+  std::vector<std::string> names = tenants;
+  if (names.empty()) names.push_back("anonymous");
+  names.push_back("other");
+  for (const std::string& t : names) {
+    for (const char* outcome : kTenantOutcomes) {
+      if (tenant_children_.count({t, outcome})) continue;
+      tenant_children_[{t, outcome}] = &tenant_requests_->Add({{"tenant", t}, {"outcome", outcome}});
+    }
+  }
+}
+
+void StageMetrics::RecordTenant(const std::string& tenant, const std::string& outcome) {
+  if (tenant_requests_ == nullptr) return;
+  auto it = tenant_children_.find({tenant.empty() ? "anonymous" : tenant, outcome});
+  if (it == tenant_children_.end()) it = tenant_children_.find({"other", outcome});
+  if (it != tenant_children_.end()) it->second->Increment();
 }
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& bind_address) {

@@ -9,6 +9,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
@@ -51,6 +53,15 @@ class StageMetrics {
   prometheus::Counter* media_cache_hits = nullptr;    // media items
   prometheus::Counter* media_cache_misses = nullptr;
   prometheus::Gauge* media_cache_bytes = nullptr;
+  // Front: the HTTP API (route: chat_completions, models, health, other; code: the HTTP
+  // status, "other" beyond the usual ones) and admission (API keys, tenant limits).
+  void RecordHttp(const std::string& route, int status, double seconds);
+  prometheus::Counter* auth_failures = nullptr;
+  // Tenants are a bounded label set: those declared here (the keys file's; "anonymous"
+  // without keys); any other name counts as "other". Call before serving.
+  void DeclareTenants(const std::vector<std::string>& tenants);
+  // outcome: "admitted", "rate_limited", "concurrency_limited".
+  void RecordTenant(const std::string& tenant, const std::string& outcome);
   // Vision.
   prometheus::Histogram* vision_encode = nullptr;
   prometheus::Counter* tiles_encoded = nullptr;
@@ -65,6 +76,12 @@ class StageMetrics {
   prometheus::Family<prometheus::Counter>* failure_ = nullptr;
   std::map<std::string, prometheus::Counter*> success_children_;
   std::array<prometheus::Counter*, 17> failure_children_{};
+  prometheus::Family<prometheus::Counter>* http_requests_ = nullptr;
+  prometheus::Family<prometheus::Histogram>* http_duration_ = nullptr;
+  prometheus::Family<prometheus::Counter>* tenant_requests_ = nullptr;
+  std::map<std::pair<std::string, std::string>, prometheus::Counter*> http_children_;
+  std::map<std::string, prometheus::Histogram*> http_duration_children_;
+  std::map<std::pair<std::string, std::string>, prometheus::Counter*> tenant_children_;
 };
 
 // The /metrics HTTP endpoint of a stage (its own port, separate from gRPC).

@@ -1,6 +1,6 @@
-#include "services/preprocess/core/tokenizer/added_tokens.h"
+#include "common/tokenizer/added_tokens.h"
 
-namespace smolserve::preprocess::tokenizer_internal {
+namespace smolserve::tokenizer::internal {
 
 AddedTokenMatcher::AddedTokenMatcher() : nodes_(1) {}
 
@@ -44,4 +44,4 @@ std::optional<AddedTokenMatcher::Match> AddedTokenMatcher::FindNext(std::string_
   return std::nullopt;
 }
 
-}  // namespace smolserve::preprocess::tokenizer_internal
+}  // namespace smolserve::tokenizer::internal

@@ -1,7 +1,7 @@
 // Finds added tokens (special tokens such as "<image>") in raw text the way Hugging Face
 // tokenizers-rs does: an Aho-Corasick search with leftmost-longest semantics.
-#ifndef SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_ADDED_TOKENS_H_
-#define SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_ADDED_TOKENS_H_
+#ifndef SMOLSERVE_COMMON_TOKENIZER_ADDED_TOKENS_H_
+#define SMOLSERVE_COMMON_TOKENIZER_ADDED_TOKENS_H_
 
 #include <bitset>
 #include <cstddef>
@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-namespace smolserve::preprocess::tokenizer_internal {
+namespace smolserve::tokenizer::internal {
 
 class AddedTokenMatcher {
  public:
@@ -44,6 +44,6 @@ class AddedTokenMatcher {
   std::bitset<256> first_byte_;  // bytes that start some token
 };
 
-}  // namespace smolserve::preprocess::tokenizer_internal
+}  // namespace smolserve::tokenizer::internal
 
-#endif  // SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_ADDED_TOKENS_H_
+#endif  // SMOLSERVE_COMMON_TOKENIZER_ADDED_TOKENS_H_

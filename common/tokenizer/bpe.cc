@@ -1,13 +1,13 @@
-#include "services/preprocess/core/tokenizer/bpe.h"
+#include "common/tokenizer/bpe.h"
 
 #include <algorithm>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "services/preprocess/core/tokenizer/byte_level.h"
+#include "common/tokenizer/byte_level.h"
 
-namespace smolserve::preprocess::tokenizer_internal {
+namespace smolserve::tokenizer::internal {
 
 absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::Create(
     std::vector<std::pair<std::string, int32_t>> vocab,
@@ -208,4 +208,4 @@ void BpeModel::MergeWord(std::string_view word, std::vector<int32_t>* ids) const
   for (int32_t i = 0; i >= 0; i = symbols[i].next) ids->push_back(symbols[i].id);
 }
 
-}  // namespace smolserve::preprocess::tokenizer_internal
+}  // namespace smolserve::tokenizer::internal

@@ -1,7 +1,7 @@
 // Byte-level BPE model (Hugging Face tokenizers-rs `BPE` without dropout, unk,
 // continuing-subword prefix or end-of-word suffix).
-#ifndef SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_BPE_H_
-#define SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_BPE_H_
+#ifndef SMOLSERVE_COMMON_TOKENIZER_BPE_H_
+#define SMOLSERVE_COMMON_TOKENIZER_BPE_H_
 
 #include <array>
 #include <cstdint>
@@ -17,7 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 
-namespace smolserve::preprocess::tokenizer_internal {
+namespace smolserve::tokenizer::internal {
 
 class BpeModel {
  public:
@@ -88,6 +88,6 @@ class BpeModel {
       ABSL_GUARDED_BY(cache_mu_);
 };
 
-}  // namespace smolserve::preprocess::tokenizer_internal
+}  // namespace smolserve::tokenizer::internal
 
-#endif  // SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_BPE_H_
+#endif  // SMOLSERVE_COMMON_TOKENIZER_BPE_H_

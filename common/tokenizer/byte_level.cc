@@ -1,10 +1,10 @@
-#include "services/preprocess/core/tokenizer/byte_level.h"
+#include "common/tokenizer/byte_level.h"
 
 #include <array>
 
-#include "services/preprocess/core/tokenizer/utf8.h"
+#include "common/tokenizer/utf8.h"
 
-namespace smolserve::preprocess::tokenizer_internal {
+namespace smolserve::tokenizer::internal {
 namespace {
 
 constexpr int kMaxCodePoint = 256 + 68;  // the alphabet ends at U+0143
@@ -66,4 +66,4 @@ std::string ByteLevelTokenToBytes(std::string_view token) {
   return out;
 }
 
-}  // namespace smolserve::preprocess::tokenizer_internal
+}  // namespace smolserve::tokenizer::internal

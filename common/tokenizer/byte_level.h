@@ -1,13 +1,13 @@
 // GPT-2 byte-level alphabet (bytes_to_unicode): every byte maps to one printable code
 // point so that byte-level BPE tokens are readable strings ("Ġ" is the space byte).
-#ifndef SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_BYTE_LEVEL_H_
-#define SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_BYTE_LEVEL_H_
+#ifndef SMOLSERVE_COMMON_TOKENIZER_BYTE_LEVEL_H_
+#define SMOLSERVE_COMMON_TOKENIZER_BYTE_LEVEL_H_
 
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-namespace smolserve::preprocess::tokenizer_internal {
+namespace smolserve::tokenizer::internal {
 
 // Code point that byte `b` maps to: bytes 33-126, 161-172 and 174-255 map to themselves,
 // the other 68 bytes to 256, 257, ... in increasing byte order.
@@ -27,6 +27,6 @@ std::string BytesToByteLevel(std::string_view bytes);
 // bytes unchanged (this is how added tokens such as "<image>" decode).
 std::string ByteLevelTokenToBytes(std::string_view token);
 
-}  // namespace smolserve::preprocess::tokenizer_internal
+}  // namespace smolserve::tokenizer::internal
 
-#endif  // SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_BYTE_LEVEL_H_
+#endif  // SMOLSERVE_COMMON_TOKENIZER_BYTE_LEVEL_H_

@@ -1,11 +1,11 @@
-#include "services/preprocess/core/tokenizer/pre_tokenizer.h"
+#include "common/tokenizer/pre_tokenizer.h"
 
 #include <cstdint>
 
-#include "services/preprocess/core/tokenizer/utf8.h"
+#include "common/tokenizer/utf8.h"
 #include "unicode/uchar.h"
 
-namespace smolserve::preprocess::tokenizer_internal {
+namespace smolserve::tokenizer::internal {
 namespace {
 
 enum CharClass : uint8_t { kLetter, kNumber, kSpace, kOther };
@@ -155,4 +155,4 @@ void PreTokenize(std::string_view text, const PreTokenizerOptions& options,
   if (chars.capacity() > (size_t{1} << 16)) std::vector<Char>().swap(chars);
 }
 
-}  // namespace smolserve::preprocess::tokenizer_internal
+}  // namespace smolserve::tokenizer::internal

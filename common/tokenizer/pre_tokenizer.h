@@ -1,13 +1,13 @@
 // Pre-tokenization of one text segment (the text between added tokens), as done by
 // Hugging Face tokenizers-rs for
 //   Sequence[Digits(individual_digits), ByteLevel(add_prefix_space=false, use_regex=true)].
-#ifndef SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_PRE_TOKENIZER_H_
-#define SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_PRE_TOKENIZER_H_
+#ifndef SMOLSERVE_COMMON_TOKENIZER_PRE_TOKENIZER_H_
+#define SMOLSERVE_COMMON_TOKENIZER_PRE_TOKENIZER_H_
 
 #include <string_view>
 #include <vector>
 
-namespace smolserve::preprocess::tokenizer_internal {
+namespace smolserve::tokenizer::internal {
 
 struct PreTokenizerOptions {
   // A Digits pre-tokenizer runs first: numeric characters (Unicode \p{N}, Rust
@@ -32,6 +32,6 @@ struct PreTokenizerOptions {
 void PreTokenize(std::string_view text, const PreTokenizerOptions& options,
                  std::vector<std::string_view>* pieces);
 
-}  // namespace smolserve::preprocess::tokenizer_internal
+}  // namespace smolserve::tokenizer::internal
 
-#endif  // SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_PRE_TOKENIZER_H_
+#endif  // SMOLSERVE_COMMON_TOKENIZER_PRE_TOKENIZER_H_

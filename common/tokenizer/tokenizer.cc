@@ -1,4 +1,4 @@
-#include "services/preprocess/core/tokenizer/tokenizer.h"
+#include "common/tokenizer/tokenizer.h"
 
 #include <algorithm>
 #include <fstream>
@@ -9,24 +9,24 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
-#include "services/preprocess/core/tokenizer/added_tokens.h"
-#include "services/preprocess/core/tokenizer/bpe.h"
-#include "services/preprocess/core/tokenizer/byte_level.h"
-#include "services/preprocess/core/tokenizer/pre_tokenizer.h"
-#include "services/preprocess/core/tokenizer/tokenizer_json.h"
-#include "services/preprocess/core/tokenizer/utf8.h"
+#include "common/tokenizer/added_tokens.h"
+#include "common/tokenizer/bpe.h"
+#include "common/tokenizer/byte_level.h"
+#include "common/tokenizer/pre_tokenizer.h"
+#include "common/tokenizer/tokenizer_json.h"
+#include "common/tokenizer/utf8.h"
 
-namespace smolserve::preprocess {
+namespace smolserve::tokenizer {
 
-using tokenizer_internal::AddedTokenMatcher;
-using tokenizer_internal::BpeModel;
+using internal::AddedTokenMatcher;
+using internal::BpeModel;
 
 Tokenizer::Tokenizer() = default;
 Tokenizer::~Tokenizer() = default;
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view tokenizer_json) {
-  ASSIGN_OR_RETURN(tokenizer_internal::TokenizerSpec spec,
-                   tokenizer_internal::ParseTokenizerJson(tokenizer_json));
+  ASSIGN_OR_RETURN(internal::TokenizerSpec spec,
+                   internal::ParseTokenizerJson(tokenizer_json));
   std::unique_ptr<Tokenizer> tok(new Tokenizer());
   tok->split_digits_ = spec.pre_tokenizer.split_digits;
   tok->individual_digits_ = spec.pre_tokenizer.individual_digits;
@@ -62,7 +62,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view 
   }
   for (TokenInfo& info : tok->tokens_) {
     if (!info.known) continue;
-    info.bytes = tokenizer_internal::ByteLevelTokenToBytes(info.token);
+    info.bytes = internal::ByteLevelTokenToBytes(info.token);
     // tokenizers-rs skips by token string: any id whose string is a special token's.
     info.special = special_contents.contains(info.token);
   }
@@ -87,17 +87,17 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromModelDir(const std::st
 void Tokenizer::EncodeSegment(std::string_view segment, std::vector<int32_t>* ids) const {
   thread_local std::vector<std::string_view> pieces;
   pieces.clear();
-  tokenizer_internal::PreTokenizerOptions options;
+  internal::PreTokenizerOptions options;
   options.split_digits = split_digits_;
   options.individual_digits = individual_digits_;
-  tokenizer_internal::PreTokenize(segment, options, &pieces);
+  internal::PreTokenize(segment, options, &pieces);
   for (std::string_view piece : pieces) bpe_->EncodeWord(piece, ids);
   if (pieces.capacity() > 4096) std::vector<std::string_view>().swap(pieces);
 }
 
 void Tokenizer::EncodeAppend(std::string_view text, std::vector<int32_t>* ids) const {
-  if (!tokenizer_internal::IsValidUtf8(text)) {
-    EncodeValidUtf8(tokenizer_internal::Utf8Lossy(text), ids);
+  if (!internal::IsValidUtf8(text)) {
+    EncodeValidUtf8(internal::Utf8Lossy(text), ids);
   } else {
     EncodeValidUtf8(text, ids);
   }
@@ -134,7 +134,7 @@ std::string Tokenizer::Decode(absl::Span<const int32_t> ids, bool skip_special_t
   for (int32_t id : ids) {
     if (const std::string* b = DecodedBytes(id, skip_special_tokens)) bytes += *b;
   }
-  return tokenizer_internal::Utf8Lossy(bytes);
+  return internal::Utf8Lossy(bytes);
 }
 
 std::optional<int32_t> Tokenizer::TokenToId(std::string_view token) const {
@@ -161,15 +161,15 @@ std::string IncrementalDecoder::Add(int32_t id) {
   const std::string* bytes = tokenizer_.DecodedBytes(id, skip_special_tokens_);
   if (bytes == nullptr || bytes->empty()) return out;
   pending_ += *bytes;
-  const size_t consumed = tokenizer_internal::AppendUtf8Lossy(pending_, /*final=*/false, &out);
+  const size_t consumed = internal::AppendUtf8Lossy(pending_, /*final=*/false, &out);
   pending_.erase(0, consumed);
   return out;
 }
 
 std::string IncrementalDecoder::Flush() {
-  std::string out = tokenizer_internal::Utf8Lossy(pending_);
+  std::string out = internal::Utf8Lossy(pending_);
   pending_.clear();
   return out;
 }
 
-}  // namespace smolserve::preprocess
+}  // namespace smolserve::tokenizer

@@ -20,8 +20,8 @@
 // every valid UTF-8 x that contains none of those bytes.
 //
 // All methods are thread-safe.
-#ifndef SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_TOKENIZER_H_
-#define SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_TOKENIZER_H_
+#ifndef SMOLSERVE_COMMON_TOKENIZER_TOKENIZER_H_
+#define SMOLSERVE_COMMON_TOKENIZER_TOKENIZER_H_
 
 #include <cstdint>
 #include <memory>
@@ -34,12 +34,12 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 
-namespace smolserve::preprocess {
+namespace smolserve::tokenizer {
 
-namespace tokenizer_internal {
+namespace internal {
 class AddedTokenMatcher;
 class BpeModel;
-}  // namespace tokenizer_internal
+}  // namespace internal
 
 class Tokenizer {
  public:
@@ -104,8 +104,8 @@ class Tokenizer {
   void EncodeValidUtf8(std::string_view text, std::vector<int32_t>* ids) const;
   void EncodeSegment(std::string_view segment, std::vector<int32_t>* ids) const;
 
-  std::unique_ptr<tokenizer_internal::BpeModel> bpe_;
-  std::unique_ptr<tokenizer_internal::AddedTokenMatcher> added_;
+  std::unique_ptr<internal::BpeModel> bpe_;
+  std::unique_ptr<internal::AddedTokenMatcher> added_;
   bool split_digits_ = true;
   bool individual_digits_ = true;
   absl::flat_hash_map<std::string, int32_t> added_token_to_id_;
@@ -136,6 +136,6 @@ class IncrementalDecoder {
   std::string pending_;
 };
 
-}  // namespace smolserve::preprocess
+}  // namespace smolserve::tokenizer
 
-#endif  // SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_TOKENIZER_H_
+#endif  // SMOLSERVE_COMMON_TOKENIZER_TOKENIZER_H_

@@ -12,10 +12,10 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "services/preprocess/core/tokenizer/tokenizer.h"
+#include "common/tokenizer/tokenizer.h"
 #include <nlohmann/json.hpp>
 
-namespace smolserve::preprocess {
+namespace smolserve::tokenizer {
 namespace {
 
 using Json = nlohmann::json;
@@ -182,4 +182,4 @@ TEST(GoldenTimingTest, SingleImagePrompt) {
 }
 
 }  // namespace
-}  // namespace smolserve::preprocess
+}  // namespace smolserve::tokenizer

@@ -1,4 +1,4 @@
-#include "services/preprocess/core/tokenizer/tokenizer_json.h"
+#include "common/tokenizer/tokenizer_json.h"
 
 #include <algorithm>
 #include <exception>
@@ -10,7 +10,7 @@
 #include "common/status/status_macros.h"
 #include <nlohmann/json.hpp>
 
-namespace smolserve::preprocess::tokenizer_internal {
+namespace smolserve::tokenizer::internal {
 namespace {
 
 using Json = nlohmann::json;
@@ -229,4 +229,4 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerJson(std::string_view json) {
   }
 }
 
-}  // namespace smolserve::preprocess::tokenizer_internal
+}  // namespace smolserve::tokenizer::internal

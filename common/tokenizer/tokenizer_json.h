@@ -1,7 +1,7 @@
 // Parsing and validation of a Hugging Face tokenizer.json into the settings this
 // implementation supports (byte-level BPE as used by SmolLM2 / SmolVLM / SmolVLM2).
-#ifndef SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_TOKENIZER_JSON_H_
-#define SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_TOKENIZER_JSON_H_
+#ifndef SMOLSERVE_COMMON_TOKENIZER_TOKENIZER_JSON_H_
+#define SMOLSERVE_COMMON_TOKENIZER_TOKENIZER_JSON_H_
 
 #include <cstdint>
 #include <optional>
@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "services/preprocess/core/tokenizer/pre_tokenizer.h"
+#include "common/tokenizer/pre_tokenizer.h"
 
-namespace smolserve::preprocess::tokenizer_internal {
+namespace smolserve::tokenizer::internal {
 
 // Ids above this are rejected: the id tables are dense, so a huge id in a malformed file
 // would allocate a huge table. (Real vocabularies stay below ~260k.)
@@ -44,6 +44,6 @@ struct TokenizerSpec {
 // Vocab/merge consistency is checked later, by BpeModel::Create.
 absl::StatusOr<TokenizerSpec> ParseTokenizerJson(std::string_view json);
 
-}  // namespace smolserve::preprocess::tokenizer_internal
+}  // namespace smolserve::tokenizer::internal
 
-#endif  // SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_TOKENIZER_JSON_H_
+#endif  // SMOLSERVE_COMMON_TOKENIZER_TOKENIZER_JSON_H_

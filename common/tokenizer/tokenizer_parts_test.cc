@@ -5,12 +5,12 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "services/preprocess/core/tokenizer/added_tokens.h"
-#include "services/preprocess/core/tokenizer/byte_level.h"
-#include "services/preprocess/core/tokenizer/pre_tokenizer.h"
-#include "services/preprocess/core/tokenizer/utf8.h"
+#include "common/tokenizer/added_tokens.h"
+#include "common/tokenizer/byte_level.h"
+#include "common/tokenizer/pre_tokenizer.h"
+#include "common/tokenizer/utf8.h"
 
-namespace smolserve::preprocess::tokenizer_internal {
+namespace smolserve::tokenizer::internal {
 namespace {
 
 using ::testing::ElementsAre;
@@ -219,4 +219,4 @@ TEST(AddedTokenMatcherTest, LeftmostLongest) {
 }
 
 }  // namespace
-}  // namespace smolserve::preprocess::tokenizer_internal
+}  // namespace smolserve::tokenizer::internal

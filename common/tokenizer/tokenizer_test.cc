@@ -1,5 +1,5 @@
 // Loading, validation and edge cases of Tokenizer / IncrementalDecoder.
-#include "services/preprocess/core/tokenizer/tokenizer.h"
+#include "common/tokenizer/tokenizer.h"
 
 #include <cstdint>
 #include <random>
@@ -10,10 +10,10 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "services/preprocess/core/tokenizer/utf8.h"
+#include "common/tokenizer/utf8.h"
 #include <nlohmann/json.hpp>
 
-namespace smolserve::preprocess {
+namespace smolserve::tokenizer {
 namespace {
 
 using ::testing::ElementsAre;
@@ -36,7 +36,7 @@ std::string ByteChar(int b) {
     return t;
   }();
   std::string s;
-  tokenizer_internal::AppendUtf8(static_cast<char32_t>((*table)[b]), &s);
+  internal::AppendUtf8(static_cast<char32_t>((*table)[b]), &s);
   return s;
 }
 
@@ -352,7 +352,7 @@ TEST_F(SmolVlmTokenizerTest, InvalidUtf8Input) {
   };
   // Encoded as from_utf8_lossy(input), the string tokenizers-rs would be given.
   for (const std::string& in : inputs) {
-    const std::string lossy = tokenizer_internal::Utf8Lossy(in);
+    const std::string lossy = internal::Utf8Lossy(in);
     const std::vector<int32_t> ids = tok_->Encode(in);
     EXPECT_EQ(ids, tok_->Encode(lossy));
     EXPECT_FALSE(ids.empty());
@@ -419,11 +419,11 @@ TEST_F(SmolVlmTokenizerTest, RandomInputs) {
     }
     // Expected: from_utf8_lossy(s) without the bytes the vocab cannot represent.
     std::string kept;
-    for (char c : tokenizer_internal::Utf8Lossy(s)) {
+    for (char c : internal::Utf8Lossy(s)) {
       if (representable[static_cast<uint8_t>(c)]) kept.push_back(c);
     }
     const std::vector<int32_t> ids = tok_->Encode(s);
-    ASSERT_EQ(tok_->Decode(ids, false), tokenizer_internal::Utf8Lossy(kept)) << iter;
+    ASSERT_EQ(tok_->Decode(ids, false), internal::Utf8Lossy(kept)) << iter;
   }
   for (int iter = 0; iter < 500; ++iter) {
     std::vector<int32_t> ids(rng() % 30);
@@ -480,4 +480,4 @@ TEST_F(SmolVlmTokenizerTest, LongInputs) {
 }
 
 }  // namespace
-}  // namespace smolserve::preprocess
+}  // namespace smolserve::tokenizer

@@ -1,8 +1,8 @@
-#include "services/preprocess/core/tokenizer/utf8.h"
+#include "common/tokenizer/utf8.h"
 
 #include <cstdint>
 
-namespace smolserve::preprocess::tokenizer_internal {
+namespace smolserve::tokenizer::internal {
 namespace {
 
 constexpr char kReplacement[] = "\xEF\xBF\xBD";  // U+FFFD
@@ -145,4 +145,4 @@ std::string Utf8Lossy(std::string_view bytes) {
   return out;
 }
 
-}  // namespace smolserve::preprocess::tokenizer_internal
+}  // namespace smolserve::tokenizer::internal

@@ -1,14 +1,14 @@
 // UTF-8 helpers shared by the tokenizer: strict decoding of one character and lossy
 // decoding that matches Rust's String::from_utf8_lossy (what Hugging Face tokenizers-rs
 // uses when it turns decoded bytes into text).
-#ifndef SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_UTF8_H_
-#define SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_UTF8_H_
+#ifndef SMOLSERVE_COMMON_TOKENIZER_UTF8_H_
+#define SMOLSERVE_COMMON_TOKENIZER_UTF8_H_
 
 #include <cstddef>
 #include <string>
 #include <string_view>
 
-namespace smolserve::preprocess::tokenizer_internal {
+namespace smolserve::tokenizer::internal {
 
 // Decodes the well-formed UTF-8 character at the start of `s` (no overlongs, no
 // surrogates, nothing above U+10FFFF). Returns its length in bytes (1-4) and sets *cp, or
@@ -32,6 +32,6 @@ size_t AppendUtf8Lossy(std::string_view bytes, bool final, std::string* out);
 // from_utf8_lossy of `bytes`.
 std::string Utf8Lossy(std::string_view bytes);
 
-}  // namespace smolserve::preprocess::tokenizer_internal
+}  // namespace smolserve::tokenizer::internal
 
-#endif  // SMOLSERVE_SERVICES_PREPROCESS_CORE_TOKENIZER_UTF8_H_
+#endif  // SMOLSERVE_COMMON_TOKENIZER_UTF8_H_

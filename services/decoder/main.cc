@@ -27,8 +27,15 @@ ABSL_FLAG(int64_t, kv_cache_budget_mb, 2048, "KV cache memory of all running seq
 ABSL_FLAG(int64_t, default_max_new_tokens, 256, "New tokens when the request and generation_config.json say nothing.");
 ABSL_FLAG(int64_t, max_new_tokens_limit, 4096, "Largest max_new_tokens accepted.");
 ABSL_FLAG(int64_t, max_prompt_tokens, 8192, "Longest prompt accepted, tokens.");
+ABSL_FLAG(int, max_stop_strings, 4, "Most stop strings per request.");
+ABSL_FLAG(int, max_stop_string_bytes, 256, "Longest stop string accepted, bytes.");
 ABSL_FLAG(int, max_message_mb, 256, "Largest gRPC message, MiB.");
 ABSL_FLAG(int, shutdown_grace_s, 30, "Seconds in-flight requests get after SIGTERM.");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate (chain): serve TLS.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, tls_ca, "", "PEM CA: require client certificates signed by it (mutual TLS; only the front holds one).");
+ABSL_FLAG(bool, reflection, false, "Serve gRPC server reflection.");
+ABSL_FLAG(int, health_port, -1, "Plaintext port serving only gRPC health, for probes that cannot do TLS (-1: none).");
 
 using namespace smolserve;  // NOLINT
 using grpc_util::ExitWithError;
@@ -52,6 +59,10 @@ int main(int argc, char** argv) {
   rt_options.server.port = absl::GetFlag(FLAGS_port);
   rt_options.server.max_message_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
   rt_options.server.shutdown_grace = std::chrono::seconds(absl::GetFlag(FLAGS_shutdown_grace_s));
+  rt_options.server.tls = {absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+                           absl::GetFlag(FLAGS_tls_ca)};
+  rt_options.server.reflection = absl::GetFlag(FLAGS_reflection);
+  rt_options.server.health_port = absl::GetFlag(FLAGS_health_port);
   rt_options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   rt_options.port_file = absl::GetFlag(FLAGS_port_file);
   auto runtime = grpc_util::StageRuntime::Create(rt_options);
@@ -63,9 +74,11 @@ int main(int argc, char** argv) {
   options.max_running = absl::GetFlag(FLAGS_max_running);
   options.prefill_chunk_tokens = absl::GetFlag(FLAGS_prefill_chunk_tokens);
   options.kv_cache_budget_bytes = absl::GetFlag(FLAGS_kv_cache_budget_mb) << 20;
-  options.default_max_new_tokens = absl::GetFlag(FLAGS_default_max_new_tokens);
-  options.max_new_tokens_limit = absl::GetFlag(FLAGS_max_new_tokens_limit);
-  options.max_prompt_tokens = absl::GetFlag(FLAGS_max_prompt_tokens);
+  options.limits.default_max_new_tokens = absl::GetFlag(FLAGS_default_max_new_tokens);
+  options.limits.generation.max_new_tokens = absl::GetFlag(FLAGS_max_new_tokens_limit);
+  options.limits.generation.max_stop_strings = absl::GetFlag(FLAGS_max_stop_strings);
+  options.limits.generation.max_stop_string_bytes = absl::GetFlag(FLAGS_max_stop_string_bytes);
+  options.limits.max_prompt_tokens = absl::GetFlag(FLAGS_max_prompt_tokens);
   decoder::DecoderService service(options, &(*runtime)->metrics());
   if (auto s = (*runtime)->Serve({&service}); !s.ok()) return ExitWithError(s);
 

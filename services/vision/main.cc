@@ -45,6 +45,11 @@ ABSL_FLAG(std::string, model_revision, "",
           "files, computed at load).");
 ABSL_FLAG(int, max_message_mb, 256, "Largest gRPC message, MiB.");
 ABSL_FLAG(int, shutdown_grace_s, 30, "Seconds in-flight requests get after SIGTERM.");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate (chain): serve TLS.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, tls_ca, "", "PEM CA: require client certificates signed by it (mutual TLS; only the front holds one).");
+ABSL_FLAG(bool, reflection, false, "Serve gRPC server reflection.");
+ABSL_FLAG(int, health_port, -1, "Plaintext port serving only gRPC health, for probes that cannot do TLS (-1: none).");
 
 using namespace smolserve;  // NOLINT
 using grpc_util::ExitWithError;
@@ -68,6 +73,10 @@ int main(int argc, char** argv) {
   rt_options.server.port = absl::GetFlag(FLAGS_port);
   rt_options.server.max_message_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
   rt_options.server.shutdown_grace = std::chrono::seconds(absl::GetFlag(FLAGS_shutdown_grace_s));
+  rt_options.server.tls = {absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+                           absl::GetFlag(FLAGS_tls_ca)};
+  rt_options.server.reflection = absl::GetFlag(FLAGS_reflection);
+  rt_options.server.health_port = absl::GetFlag(FLAGS_health_port);
   rt_options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   rt_options.port_file = absl::GetFlag(FLAGS_port_file);
   auto runtime = grpc_util::StageRuntime::Create(rt_options);

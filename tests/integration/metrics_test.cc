@@ -186,7 +186,7 @@ TEST(Metrics, PrometheusScrapesTheStagesAndTheAutoscalingSeriesMove) {
   ASSERT_TRUE(decoder.Start());
   StageProcess front("front", "services/preprocess/preprocess_server",
                      {kModel, "--vision_target=" + vision.address(),
-                      "--decoder_target=" + decoder.address()});
+                      "--decoder_target=" + decoder.address(), "--max_new_tokens_limit=8000"});
   ASSERT_TRUE(front.Start());
 
   // Every stage serves its own families with the stage label.

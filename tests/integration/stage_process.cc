@@ -79,6 +79,11 @@ bool StageProcess::Start(int port, double timeout_s) {
   std::vector<std::string> argv = {binary_, "--host=127.0.0.1", absl::StrCat("--port=", port),
                                    "--port_file=" + port_file_, "--metrics_port=0"};
   argv.insert(argv.end(), args_.begin(), args_.end());
+  // The front's HTTP API on a free port too (tests run side by side), unless a test chose one.
+  const bool front = binary_.find("preprocess_server") != std::string::npos;
+  bool http_chosen = false;
+  for (const auto& a : args_) http_chosen = http_chosen || a.rfind("--http_port=", 0) == 0;
+  if (front && !http_chosen) argv.push_back("--http_port=0");
   pid_ = fork();
   if (pid_ == 0) {
     int fd = open(log_file_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -97,6 +102,8 @@ bool StageProcess::Start(int port, double timeout_s) {
       port_ = p;
       std::ifstream m(port_file_ + ".metrics");
       m >> metrics_port_;
+      std::ifstream h(port_file_ + ".http");
+      h >> http_port_;
       break;
     }
     int st;

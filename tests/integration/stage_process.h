@@ -22,6 +22,7 @@ class StageProcess {
   bool Terminate(double timeout_s = 30);  // SIGTERM, wait; true if it exited on its own
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
+  int http_port() const { return http_port_; }  // the front's HTTP API (-1: none)
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   // Everything the process wrote to stderr so far.
   std::string Log() const;
@@ -36,6 +37,7 @@ class StageProcess {
   pid_t pid_ = -1;
   int port_ = 0;
   int metrics_port_ = 0;
+  int http_port_ = -1;
 };
 
 // True when the gRPC health service at `address` reports SERVING within `timeout_s`.

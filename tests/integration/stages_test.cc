@@ -34,11 +34,11 @@ nlohmann::json ReadJson(const std::string& path) {
 
 // A chat request from request JSON (media read from tests/golden, sent as bytes).
 v1::ChatRequest MakeRequest(const nlohmann::json& req) {
-  auto parsed = preprocess::ParsePrepareRequest(req.dump());
+  auto parsed = preprocess::ParseChatRequest(req.dump());
   EXPECT_TRUE(parsed.ok()) << parsed.status();
   preprocess::MediaAccess access;
   access.base_dir = "tests/golden";
-  auto chat = preprocess::ToChatRequest(*parsed, access);
+  auto chat = preprocess::ChatRequestToProto(*parsed, access);
   EXPECT_TRUE(chat.ok()) << chat.status();
   return *chat;
 }
@@ -273,12 +273,16 @@ TEST(StageFailures, FullQueuesAnswerResourceExhausted) {
   // Front: two workers, so a second request gets to the busy decoder.
   StageProcess front("front", kFront, {kModel, "--vision_target=" + vision.address(),
                                        "--decoder_target=" + decoder.address(), "--workers=2",
-                                       "--max_queue=0"});
+                                       "--max_queue=0", "--max_new_tokens_limit=8000"});
   ASSERT_TRUE(front.Start());
   std::promise<void> generating;
   std::thread busy([&] {
-    Chat(front.address(), GreedyRequest(TextMessages("Long story"), 7000), 120, 6000,
-         [&](int n) { if (n == 1) generating.set_value(); });
+    ChatRun r = Chat(front.address(), GreedyRequest(TextMessages("Long story"), 7000), 120, 6000,
+                     [&](int n) { if (n == 1) generating.set_value(); });
+    if (r.deltas == 0) {  // refused: do not leave the test waiting
+      ADD_FAILURE() << r.status.error_message();
+      generating.set_value();
+    }
   });
   // Wait until the decoder is generating for the first request.
   generating.get_future().wait();
@@ -297,7 +301,8 @@ TEST(StageFailures, KvBudgetRefusesWhatCanNeverFitAndServesTheRest) {
   ASSERT_TRUE(vision.Start());
   ASSERT_TRUE(decoder.Start());
   StageProcess front("front", kFront, {kModel, "--vision_target=" + vision.address(),
-                                       "--decoder_target=" + decoder.address(), "--workers=4"});
+                                       "--decoder_target=" + decoder.address(), "--workers=4",
+                                       "--max_new_tokens_limit=8000"});
   ASSERT_TRUE(front.Start());
   ChatRun big = Chat(front.address(), GreedyRequest(TextMessages("Long story"), 7000));
   EXPECT_EQ(big.status.error_code(), ::grpc::StatusCode::RESOURCE_EXHAUSTED)

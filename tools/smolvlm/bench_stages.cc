@@ -14,7 +14,7 @@
 #include "common/runtime/cpu_quota.h"
 #include "common/status/status_macros.h"
 #include "services/decoder/server/decoder_service.h"
-#include "services/preprocess/server/front_service.h"
+#include "services/preprocess/server/front.h"
 #include "services/vision/core/model_revision.h"
 #include "services/vision/server/vision_service.h"
 
@@ -34,7 +34,7 @@ struct InProcessStages::Impl {
   std::unique_ptr<metrics::StageMetrics> vision_metrics, decoder_metrics, front_metrics;
   std::unique_ptr<vision::VisionService> vision;
   std::unique_ptr<decoder::DecoderService> decoder;
-  std::unique_ptr<preprocess::FrontService> front;
+  std::unique_ptr<preprocess::Front> front;
   std::unique_ptr<grpc_util::ServerRunner> vision_server, decoder_server, front_server;
 
   ~Impl() {
@@ -88,7 +88,7 @@ absl::Status StartDecoder(InProcessStages::Impl& s, at::ScalarType dtype,
   decoder::DecoderServiceOptions options;
   options.max_queue = o.max_queue;
   options.threads = s.threads;
-  options.max_prompt_tokens = o.limits.max_prompt_tokens;
+  options.limits.max_prompt_tokens = o.limits.max_prompt_tokens;
   s.decoder = std::make_unique<decoder::DecoderService>(options, s.decoder_metrics.get());
   ASSIGN_OR_RETURN(s.decoder_server, grpc_util::ServerRunner::Start(LoopbackServer(), {s.decoder.get()}));
   ASSIGN_OR_RETURN(auto dm, decoder::LoadDecoderModel(s.model_dir, dtype));
@@ -97,22 +97,22 @@ absl::Status StartDecoder(InProcessStages::Impl& s, at::ScalarType dtype,
   return absl::OkStatus();
 }
 
-// As services/preprocess/main.cc (no server-side media paths: the client sends bytes).
+// As services/preprocess/main.cc (no server-side media paths: the client sends bytes; no HTTP).
 absl::Status StartFront(InProcessStages::Impl& s, const InProcessStagesOptions& o) {
-  preprocess::PreprocessorOptions pre;
-  pre.model_dir = s.model_dir;
-  pre.limits = o.limits;
-  ASSIGN_OR_RETURN(auto preprocessor, preprocess::Preprocessor::Create(pre));
-  preprocess::FrontServiceOptions options;
+  preprocess::FrontOptions options;
+  options.preprocessor.model_dir = s.model_dir;
+  options.preprocessor.limits = o.limits;
   options.workers = o.front_workers;
   options.max_queue = std::max(32, 2 * o.max_queue);
-  options.media.allow_paths = false;
-  options.media.base_dir = ".";
-  const int max_bytes = LoopbackServer().max_message_bytes;
-  s.front = std::make_unique<preprocess::FrontService>(
-      options, std::move(preprocessor), grpc_util::MakeChannel(Address(*s.vision_server), max_bytes),
-      grpc_util::MakeChannel(Address(*s.decoder_server), max_bytes), s.front_metrics.get());
-  ASSIGN_OR_RETURN(s.front_server, grpc_util::ServerRunner::Start(LoopbackServer(), {s.front.get()}));
+  options.pipeline.media.allow_paths = false;
+  options.pipeline.media.base_dir = ".";
+  options.pipeline.log_requests = false;
+  options.vision_target = Address(*s.vision_server);
+  options.decoder_target = Address(*s.decoder_server);
+  options.channel.max_message_bytes = LoopbackServer().max_message_bytes;
+  ASSIGN_OR_RETURN(s.front, preprocess::Front::Create(options, s.front_metrics.get()));
+  ASSIGN_OR_RETURN(s.front_server,
+                   grpc_util::ServerRunner::Start(LoopbackServer(), {s.front->grpc_service()}));
   s.front_server->SetServing(true);
   s.front_address = Address(*s.front_server);
   return absl::OkStatus();

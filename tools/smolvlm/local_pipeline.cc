@@ -1,32 +1,21 @@
 #include "tools/smolvlm/local_pipeline.h"
 
-#include <chrono>
+#include <mutex>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/model/weights.h"
 #include "common/status/status_macros.h"
-#include "services/decoder/server/decoder_service.h"
 
 namespace smolserve::cli {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-double MsSince(Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<LocalPipeline>> LocalPipeline::Load(const LocalPipelineOptions& o) {
   std::unique_ptr<LocalPipeline> p(new LocalPipeline());
   ASSIGN_OR_RETURN(p->model_dir_, model::ResolveModelDir(o.model));
   ASSIGN_OR_RETURN(p->config_, model::LoadModelConfig(p->model_dir_));
-  auto gen = model::LoadGenerationConfig(p->model_dir_);
-  if (gen.ok()) p->generation_config_ = *gen;
-  else if (gen.status().code() != absl::StatusCode::kNotFound) return gen.status();
   preprocess::PreprocessorOptions pre;
   pre.model_dir = p->model_dir_;
   pre.limits = o.limits;
@@ -35,54 +24,58 @@ absl::StatusOr<std::unique_ptr<LocalPipeline>> LocalPipeline::Load(const LocalPi
   vision::VisionOptions vo;
   vo.dtype = o.dtype;
   ASSIGN_OR_RETURN(p->vision_, vision::VisionModel::Create(p->config_, *weights, vo));
-  decoder::TextModelOptions to;
-  to.dtype = o.dtype;
-  ASSIGN_OR_RETURN(p->text_, decoder::TextModel::Create(p->config_, *weights, to));
+  ASSIGN_OR_RETURN(p->decoder_, decoder::LoadDecoderModel(p->model_dir_, o.dtype, weights.get()));
   RETURN_IF_ERROR(weights->CheckAllUsed());
+  decoder::BatchEngineOptions eo;
+  eo.kv_cache_budget_bytes = o.kv_cache_budget_bytes;
+  eo.thread_init = [threads = at::get_num_threads()] { at::set_num_threads(threads); };
+  ASSIGN_OR_RETURN(p->engine_, decoder::BatchEngine::Create(*p->decoder_->model, std::move(eo)));
+  p->vision_client_ = std::make_unique<LocalVisionClient>(p->vision_.get());
+  p->decoder_client_ =
+      std::make_unique<LocalDecoderClient>(p->engine_.get(), p->decoder_.get(), o.decoder_limits);
+  preprocess::ChatPipelineOptions po;
+  po.generation = o.decoder_limits.generation;
+  po.log_requests = false;
+  p->pipeline_ = std::make_unique<preprocess::ChatPipeline>(
+      po, p->preprocessor_.get(), p->vision_client_.get(), p->decoder_client_.get(),
+      /*media_cache=*/nullptr, /*conversation_pool=*/nullptr, /*metrics=*/nullptr);
   return p;
 }
 
-absl::StatusOr<LocalRun> LocalPipeline::Run(const preprocess::PrepareRequest& request,
-                                            const preprocess::MediaAccess& access,
-                                            const v1::GenerationParams& generation) const {
-  c10::InferenceMode guard;
+LocalPipeline::~LocalPipeline() {
+  if (engine_ != nullptr) engine_->Shutdown();
+}
+
+absl::StatusOr<LocalRun> LocalPipeline::Run(const preprocess::ChatRequest& request,
+                                            const preprocess::MediaAccess& access) {
   LocalRun run;
-  auto t = Clock::now();
-  ASSIGN_OR_RETURN(run.prepared, preprocessor_->Prepare(request, access));
-  run.preprocess_ms = MsSince(t);
-
-  if (run.prepared.pixel_values.defined()) {
-    t = Clock::now();
-    ASSIGN_OR_RETURN(auto out, vision_->Encode(run.prepared.pixel_values,
-                                               run.prepared.pixel_attention_mask));
-    run.image_hidden_states = out.image_hidden_states;
-    run.vision_ms = MsSince(t);
-  }
-
-  decoder::GenerateRequest g;
-  decoder::DecoderServiceOptions limits;
-  RETURN_IF_ERROR(decoder::FillGenerateRequest(generation, generation_config_, limits, &g));
-  for (size_t b = 0; b < run.prepared.input_ids.size(); ++b) {
-    g.input_ids.emplace_back(run.prepared.input_ids[b].begin(), run.prepared.input_ids[b].end());
-    g.attention_mask.emplace_back(run.prepared.attention_mask[b].begin(),
-                                  run.prepared.attention_mask[b].end());
-  }
-  g.image_hidden_states = run.image_hidden_states;
-  const auto& tokenizer = preprocessor_->tokenizer();
-  g.detokenize = [&tokenizer](absl::Span<const int64_t> ids) {
-    std::vector<int32_t> v(ids.begin(), ids.end());
-    return tokenizer.Decode(v, /*skip_special_tokens=*/true);
+  std::vector<at::Tensor> images;
+  std::mutex logits_mu;
+  std::vector<at::Tensor> logits;
+  vision_client_->on_output = [&](const at::Tensor& t) { images.push_back(t); };
+  decoder_client_->on_first_logits = [&](absl::Span<const float> row) {
+    at::Tensor t = at::empty({static_cast<int64_t>(row.size())}, at::kFloat);
+    std::copy(row.begin(), row.end(), t.data_ptr<float>());
+    std::lock_guard<std::mutex> lock(logits_mu);
+    logits.push_back(t);
   };
-  g.on_logits = [&run](int64_t step, const at::Tensor& logits) {
-    if (step == 0) run.logits_last = logits.to(at::kFloat).clone();
-  };
-  ASSIGN_OR_RETURN(run.generated, decoder::Generator(*text_).Generate(g));
-  run.prefill_ms = run.generated.prefill_seconds * 1e3;
-  run.decode_ms = run.generated.decode_seconds * 1e3;
-  for (const auto& row : run.generated.rows) {
-    std::vector<int32_t> ids(row.token_ids.begin(), row.token_ids.end());
-    run.text.push_back(tokenizer.Decode(ids, true));
-    run.text_with_special.push_back(tokenizer.Decode(ids, false));
+  preprocess::ChatContext ctx;
+  ctx.transport = "cli";
+  ctx.call.request_id = "cli";
+  ctx.media = &access;
+  auto result = pipeline_->Run(request, ctx, [](int, const TokenDelta&) {});
+  vision_client_->on_output = nullptr;
+  decoder_client_->on_first_logits = nullptr;
+  if (!result.ok()) return result.status();
+  run.result = *std::move(result);
+  c10::InferenceMode guard;
+  if (!images.empty()) run.image_hidden_states = at::cat(images, 0);
+  {
+    std::lock_guard<std::mutex> lock(logits_mu);
+    if (!logits.empty()) run.logits_last = at::stack(logits, 0);
+  }
+  for (const preprocess::ChatChoice& c : run.result.choices) {
+    run.text_with_special.push_back(preprocessor_->tokenizer().Decode(c.token_ids, false));
   }
   return run;
 }

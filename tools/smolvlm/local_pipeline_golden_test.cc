@@ -1,5 +1,6 @@
-// The whole pipeline in one process (preprocessing -> vision -> decoder) on every fixture
-// case, against transformers: image_hidden_states and last-position logits within 1e-4
+// The whole pipeline in one process (preprocessing -> vision -> decoder: the front's chat
+// pipeline over in-process stage clients, generating on the decoder's BatchEngine, each
+// conversation of a batch as its own sequence) on every fixture case, against transformers: image_hidden_states and last-position logits within 1e-4
 // (fp32; the fixtures' own kernel-to-kernel spread is ~2e-5) and all 16 greedy ids equal.
 // The bf16 model is compared with the bf16 fixtures at bf16 tolerances.
 #include <cmath>
@@ -61,11 +62,16 @@ Loaded& Pipelines() {
   return *loaded;
 }
 
-v1::GenerationParams Greedy16() {
-  v1::GenerationParams g;
-  g.set_max_new_tokens(16);
-  g.set_ignore_eos(true);
-  return g;
+preprocess::ChatRequest Greedy16(const nlohmann::json& c) {
+  preprocess::ChatRequest r;
+  r.prepare = golden::CaseRequest(c);
+  r.generation.max_new_tokens = 16;
+  r.generation.ignore_eos = true;
+  return r;
+}
+
+std::vector<int64_t> Ids(const preprocess::ChatChoice& c) {
+  return std::vector<int64_t>(c.token_ids.begin(), c.token_ids.end());
 }
 
 class EndToEnd : public ::testing::TestWithParam<std::string> {};
@@ -76,7 +82,7 @@ TEST_P(EndToEnd, Fp32MatchesTransformers) {
   const auto c = golden::ReadCase(GetParam());
   preprocess::MediaAccess access;
   access.base_dir = golden::kGoldenDir;
-  auto run = p.fp32->Run(golden::CaseRequest(c), access, Greedy16());
+  auto run = p.fp32->Run(Greedy16(c), access);
   ASSERT_TRUE(run.ok()) << run.status();
   const std::string file = std::string(golden::kGoldenDir) + "cases/" + GetParam() + "/tensors_fp32.safetensors";
   const at::Tensor ihs = GoldenTensor(file, "image_hidden_states");
@@ -96,10 +102,12 @@ TEST_P(EndToEnd, Fp32MatchesTransformers) {
   EXPECT_LT(d, 1e-4) << "logits_last max |diff| " << d;
   RecordProperty("logits_last_max_abs_diff", std::to_string(d));
   const auto golden_ids = c["generated_ids"].get<std::vector<std::vector<int64_t>>>();
-  ASSERT_EQ(run->generated.rows.size(), golden_ids.size());
+  ASSERT_EQ(run->result.choices.size(), golden_ids.size());
   for (size_t b = 0; b < golden_ids.size(); ++b) {
-    EXPECT_EQ(run->generated.rows[b].token_ids, golden_ids[b]) << "row " << b;
-    EXPECT_EQ(run->text[b], c["generated_text_skip_special"][b].get<std::string>()) << "row " << b;
+    EXPECT_EQ(Ids(run->result.choices[b]), golden_ids[b]) << "row " << b;
+    EXPECT_EQ(run->result.choices[b].text, c["generated_text_skip_special"][b].get<std::string>())
+        << "row " << b;
+    EXPECT_EQ(run->text_with_special[b], c["generated_text"][b].get<std::string>()) << "row " << b;
   }
 }
 
@@ -116,7 +124,7 @@ TEST_P(EndToEnd, Bf16WithinBf16Spread) {
   const auto c = golden::ReadCase(GetParam());
   preprocess::MediaAccess access;
   access.base_dir = golden::kGoldenDir;
-  auto run = p.bf16->Run(golden::CaseRequest(c), access, Greedy16());
+  auto run = p.bf16->Run(Greedy16(c), access);
   ASSERT_TRUE(run.ok()) << run.status();
   const std::string file =
       std::string(golden::kGoldenDir) + "cases/" + GetParam() + "/tensors_bf16model.safetensors";
@@ -139,9 +147,10 @@ TEST_P(EndToEnd, Bf16WithinBf16Spread) {
   // bf16 resolution; the first token is required to match).
   const auto golden_ids = c["bf16"]["generated_ids"].get<std::vector<std::vector<int64_t>>>();
   for (size_t b = 0; b < golden_ids.size(); ++b) {
-    EXPECT_EQ(run->generated.rows[b].token_ids.at(0), golden_ids[b].at(0)) << "row " << b;
+    const std::vector<int64_t> ids = Ids(run->result.choices.at(b));
+    EXPECT_EQ(ids.at(0), golden_ids[b].at(0)) << "row " << b;
     int same = 0;
-    for (size_t i = 0; i < golden_ids[b].size(); ++i) same += run->generated.rows[b].token_ids[i] == golden_ids[b][i];
+    for (size_t i = 0; i < golden_ids[b].size(); ++i) same += ids.at(i) == golden_ids[b][i];
     RecordProperty("bf16_row" + std::to_string(b) + "_ids_equal", std::to_string(same));
   }
 }

@@ -18,6 +18,8 @@
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
 #include "services/preprocess/core/preprocessor.h"
+#include "common/generation/generation_params.h"
+#include "common/grpc/generation_proto.h"
 #include "services/preprocess/server/chat_convert.h"
 #include "tools/smolvlm/bench.h"
 #include "tools/smolvlm/bench_stages.h"
@@ -162,12 +164,12 @@ int Prepare() {
 }
 
 // The request of `chat` / `run`: --request, or one conversation from --image/--video/--text.
-absl::StatusOr<std::pair<preprocess::PrepareRequest, std::string>> LoadRequest() {
+absl::StatusOr<std::pair<preprocess::ChatRequest, std::string>> LoadRequest() {
   const std::string path = absl::GetFlag(FLAGS_request);
   if (!path.empty()) {
     auto text = ReadFile(path);
     if (!text.ok()) return text.status();
-    auto req = preprocess::ParsePrepareRequest(*text);
+    auto req = preprocess::ParseChatRequest(*text);
     if (!req.ok()) return req.status();
     return std::make_pair(*std::move(req), DirName(path));
   }
@@ -177,21 +179,21 @@ absl::StatusOr<std::pair<preprocess::PrepareRequest, std::string>> LoadRequest()
   if (!absl::GetFlag(FLAGS_text).empty()) content.push_back({{"type", "text"}, {"text", absl::GetFlag(FLAGS_text)}});
   if (content.empty()) return absl::InvalidArgumentError("give --request, or --image/--video/--text");
   nlohmann::json j = {{"messages", {{{"role", "user"}, {"content", content}}}}};
-  auto req = preprocess::ParsePrepareRequest(j.dump());
+  auto req = preprocess::ParseChatRequest(j.dump());
   if (!req.ok()) return req.status();
   return std::make_pair(*std::move(req), std::string("."));
 }
 
 // Command-line generation flags override the request's "generation" object.
-void ApplyGenerationFlags(v1::GenerationParams* g) {
-  if (absl::GetFlag(FLAGS_max_new_tokens) > 0) g->set_max_new_tokens(absl::GetFlag(FLAGS_max_new_tokens));
-  if (absl::GetFlag(FLAGS_greedy)) g->set_temperature(0);
-  if (absl::GetFlag(FLAGS_temperature) >= 0) g->set_temperature(absl::GetFlag(FLAGS_temperature));
-  if (absl::GetFlag(FLAGS_top_p) >= 0) g->set_top_p(absl::GetFlag(FLAGS_top_p));
-  if (absl::GetFlag(FLAGS_top_k) >= 0) g->set_top_k(absl::GetFlag(FLAGS_top_k));
-  if (absl::GetFlag(FLAGS_repetition_penalty) >= 0) g->set_repetition_penalty(absl::GetFlag(FLAGS_repetition_penalty));
-  if (absl::GetFlag(FLAGS_seed) >= 0) g->set_seed(absl::GetFlag(FLAGS_seed));
-  if (absl::GetFlag(FLAGS_ignore_eos)) g->set_ignore_eos(true);
+void ApplyGenerationFlags(GenerationParams* g) {
+  if (absl::GetFlag(FLAGS_max_new_tokens) > 0) g->max_new_tokens = absl::GetFlag(FLAGS_max_new_tokens);
+  if (absl::GetFlag(FLAGS_greedy)) g->temperature = 0.0;
+  if (absl::GetFlag(FLAGS_temperature) >= 0) g->temperature = absl::GetFlag(FLAGS_temperature);
+  if (absl::GetFlag(FLAGS_top_p) >= 0) g->top_p = absl::GetFlag(FLAGS_top_p);
+  if (absl::GetFlag(FLAGS_top_k) >= 0) g->top_k = absl::GetFlag(FLAGS_top_k);
+  if (absl::GetFlag(FLAGS_repetition_penalty) >= 0) g->repetition_penalty = absl::GetFlag(FLAGS_repetition_penalty);
+  if (absl::GetFlag(FLAGS_seed) >= 0) g->seed = static_cast<uint64_t>(absl::GetFlag(FLAGS_seed));
+  if (absl::GetFlag(FLAGS_ignore_eos)) g->ignore_eos = true;
 }
 
 const char* FinishName(v1::FinishReason r) {
@@ -209,9 +211,9 @@ int Chat() {
   preprocess::MediaAccess access;
   access.base_dir = loaded->second;
   access.max_bytes = absl::GetFlag(FLAGS_max_encoded_bytes);
-  auto request = preprocess::ToChatRequest(loaded->first, access);
+  ApplyGenerationFlags(&loaded->first.generation);
+  auto request = preprocess::ChatRequestToProto(loaded->first, access);
   if (!request.ok()) return Fail(request.status());
-  ApplyGenerationFlags(request->mutable_generation());
   const bool stream = absl::GetFlag(FLAGS_stream);
   const int n = request->conversations_size();
   auto outcome = RunChat(absl::GetFlag(FLAGS_target), *request, absl::GetFlag(FLAGS_deadline_s),
@@ -247,23 +249,13 @@ void SetThreads() {
   at::set_num_threads(t);
 }
 
-const char* CoreFinishName(decoder::FinishReason r) {
-  return decoder::FinishReasonName(r).data();
-}
-
 int Run() {
   SetThreads();
   auto dtype = DtypeFromFlag();
   if (!dtype.ok()) return Fail(dtype.status());
   auto loaded = LoadRequest();
   if (!loaded.ok()) return Fail(loaded.status());
-  v1::GenerationParams generation;
-  if (!loaded->first.generation_json.empty()) {
-    auto g = preprocess::GenerationParamsFromJson(loaded->first.generation_json);
-    if (!g.ok()) return Fail(g.status());
-    generation = *g;
-  }
-  ApplyGenerationFlags(&generation);
+  ApplyGenerationFlags(&loaded->first.generation);
   LocalPipelineOptions options;
   options.model = absl::GetFlag(FLAGS_model);
   options.dtype = *dtype;
@@ -272,33 +264,38 @@ int Run() {
   if (!pipeline.ok()) return Fail(pipeline.status());
   preprocess::MediaAccess access;
   access.base_dir = loaded->second;
-  auto run = (*pipeline)->Run(loaded->first, access, generation);
+  auto run = (*pipeline)->Run(loaded->first, access);
   if (!run.ok()) return Fail(run.status());
-  for (size_t b = 0; b < run->text.size(); ++b) {
-    const auto& row = run->generated.rows[b];
-    std::printf("--- answer %zu (%s, %lld prompt + %lld completion tokens):\n%s\n", b,
-                CoreFinishName(row.finish_reason), static_cast<long long>(row.prompt_tokens),
-                static_cast<long long>(row.completion_tokens), run->text[b].c_str());
+  for (const preprocess::ChatChoice& c : run->result.choices) {
+    std::printf("--- answer %d (%s, %lld prompt + %lld completion tokens):\n%s\n", c.index,
+                std::string(FinishReasonName(c.finish_reason)).c_str(),
+                static_cast<long long>(c.usage.prompt_tokens),
+                static_cast<long long>(c.usage.completion_tokens), c.text.c_str());
   }
+  const preprocess::ChatTimings& t = run->result.timings;
   std::printf("preprocess %.1f ms, vision %.1f ms, prefill %.1f ms, decode %.1f ms\n",
-              run->preprocess_ms, run->vision_ms, run->prefill_ms, run->decode_ms);
+              t.preprocess_ms, t.vision_ms, t.prefill_ms, t.decode_ms);
   const std::string dump_dir = absl::GetFlag(FLAGS_dump_dir);
   if (!dump_dir.empty()) {
-    auto outputs = PreparedToJson(run->prepared);
-    std::vector<std::vector<int64_t>> ids;
-    std::vector<std::string> reasons;
-    for (const auto& row : run->generated.rows) {
-      ids.push_back(row.token_ids);
-      reasons.push_back(CoreFinishName(row.finish_reason));
+    // The prepared inputs, as the pipeline prepared them (preprocessing is deterministic).
+    auto prepared = (*pipeline)->preprocessor().Prepare(loaded->first.prepare, access);
+    if (!prepared.ok()) return Fail(prepared.status());
+    auto outputs = PreparedToJson(*prepared);
+    std::vector<std::vector<int32_t>> ids;
+    std::vector<std::string> reasons, text;
+    for (const auto& c : run->result.choices) {
+      ids.push_back(c.token_ids);
+      reasons.emplace_back(FinishReasonName(c.finish_reason));
+      text.push_back(c.text);
     }
     outputs["generated_ids"] = ids;
     outputs["generated_text"] = run->text_with_special;
-    outputs["generated_text_skip_special"] = run->text;
+    outputs["generated_text_skip_special"] = text;
     outputs["finish_reason"] = reasons;
-    outputs["timings_ms"] = {{"preprocess", run->preprocess_ms}, {"vision", run->vision_ms},
-                             {"prefill", run->prefill_ms}, {"decode", run->decode_ms}};
+    outputs["timings_ms"] = {{"preprocess", t.preprocess_ms}, {"vision", t.vision_ms},
+                             {"prefill", t.prefill_ms}, {"decode", t.decode_ms}};
     safetensors::Writer writer;
-    if (auto s = AddPreparedTensors(run->prepared, writer); !s.ok()) return Fail(s);
+    if (auto s = AddPreparedTensors(*prepared, writer); !s.ok()) return Fail(s);
     if (run->image_hidden_states.defined()) {
       if (auto s = safetensors::AddTensor(writer, "image_hidden_states",
                                           run->image_hidden_states.to(at::kFloat));
@@ -351,31 +348,32 @@ int BenchLocal() {
   auto bench_one = [&](const std::string& key, const std::string& type, const std::string& path) -> absl::Status {
     nlohmann::json j = {{"messages", {{{"role", "user"}, {"content", {{{"type", type}, {"path", path}},
                                                                       {{"type", "text"}, {"text", "Describe this in detail."}}}}}}}};
-    auto req = preprocess::ParsePrepareRequest(j.dump());
+    auto req = preprocess::ParseChatRequest(j.dump());
     if (!req.ok()) return req.status();
-    v1::GenerationParams g;
-    g.set_ignore_eos(true);
+    req->generation.ignore_eos = true;
     // Warm-up (first touch of the weights), then the measured run.
-    g.set_max_new_tokens(2);
-    auto warm = (*pipeline)->Run(*req, preprocess::MediaAccess{}, g);
+    req->generation.max_new_tokens = 2;
+    auto warm = (*pipeline)->Run(*req, preprocess::MediaAccess{});
     if (!warm.ok()) return warm.status();
-    g.set_max_new_tokens(absl::GetFlag(FLAGS_new_tokens));
-    auto run = (*pipeline)->Run(*req, preprocess::MediaAccess{}, g);
+    req->generation.max_new_tokens = absl::GetFlag(FLAGS_new_tokens);
+    auto run = (*pipeline)->Run(*req, preprocess::MediaAccess{});
     if (!run.ok()) return run.status();
-    const int tiles = run->prepared.num_real_tiles();
-    const int prompt = run->prepared.prompt_tokens(0);
-    const int64_t steps = std::max<int64_t>(1, run->generated.decode_steps);
+    const preprocess::ChatTimings& t = run->result.timings;
+    const preprocess::ChatChoice& c = run->result.choices[0];
+    const int tiles = t.tiles;
+    const int64_t prompt = c.usage.prompt_tokens;
+    const int64_t steps = std::max<int64_t>(1, c.usage.completion_tokens - 1);
     nlohmann::ordered_json r;
     r["tiles"] = tiles;
     r["prompt_tokens"] = prompt;
-    r["new_tokens"] = run->generated.rows[0].completion_tokens;
-    r["preprocess_ms"] = run->preprocess_ms;
-    r["vision_ms"] = run->vision_ms;
-    r["vision_ms_per_tile"] = tiles ? run->vision_ms / tiles : 0.0;
-    r["prefill_ms"] = run->prefill_ms;
-    r["prefill_tokens_per_s"] = prompt / (run->prefill_ms / 1e3);
-    r["time_to_first_token_ms"] = run->preprocess_ms + run->vision_ms + run->prefill_ms;
-    r["decode_tokens_per_s"] = steps / (run->decode_ms / 1e3);
+    r["new_tokens"] = c.usage.completion_tokens;
+    r["preprocess_ms"] = t.preprocess_ms;
+    r["vision_ms"] = t.vision_ms;
+    r["vision_ms_per_tile"] = tiles ? t.vision_ms / tiles : 0.0;
+    r["prefill_ms"] = t.prefill_ms;
+    r["prefill_tokens_per_s"] = prompt / (t.prefill_ms / 1e3);
+    r["time_to_first_token_ms"] = t.time_to_first_token_ms;
+    r["decode_tokens_per_s"] = steps / (t.decode_ms / 1e3);
     report[key] = r;
     return absl::OkStatus();
   };
@@ -416,8 +414,10 @@ int Bench() {
   if (o.concurrency < 1) return Fail(absl::InvalidArgumentError("--concurrency must be >= 1"));
   o.label = absl::GetFlag(FLAGS_label);
   o.deadline_s = absl::GetFlag(FLAGS_deadline_s);
-  o.generation.set_temperature(0);  // greedy unless the generation flags say otherwise
-  ApplyGenerationFlags(&o.generation);
+  GenerationParams generation;
+  generation.temperature = 0.0;  // greedy unless the generation flags say otherwise
+  ApplyGenerationFlags(&generation);
+  grpc_util::GenerationToProto(generation, &o.generation);
 
   std::unique_ptr<InProcessStages> stages;
   if (absl::GetFlag(FLAGS_in_process)) {

@@ -157,6 +157,9 @@ bool BatchEngine::Advance(Sequence& seq, float* logits_row) {
   const int64_t V = model_.dims().vocab_size;
   GenerateRequest& r = seq.request;
   RowResult& row = seq.result.row;
+  if (row.token_ids.empty() && seq.callbacks.on_first_logits) {
+    seq.callbacks.on_first_logits(absl::Span<const float>(logits_row, V));
+  }
   const int64_t token =
       SelectNextToken(absl::Span<float>(logits_row, V), seq.history, r.sampling, seq.rng);
   row.token_ids.push_back(token);

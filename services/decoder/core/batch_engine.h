@@ -32,6 +32,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "services/decoder/core/generator.h"
 #include "services/decoder/core/text_model.h"
 
@@ -66,6 +67,9 @@ struct SequenceCallbacks {
   std::function<void()> on_start;
   // Called exactly once on the engine thread: the finished row, or the error that ended it.
   std::function<void(absl::StatusOr<SequenceResult>)> on_done;
+  // Observer of the float32 logits the first token is chosen from (the prompt's last
+  // position), on the engine thread, before any processing. For dumps and tests. May be empty.
+  std::function<void(absl::Span<const float> logits)> on_first_logits;
 };
 
 struct BatchEngineStats {

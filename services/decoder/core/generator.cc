@@ -122,18 +122,6 @@ std::optional<FinishReason> RecordToken(const GenerateRequest& request, RowResul
   return std::nullopt;
 }
 
-absl::string_view FinishReasonName(FinishReason reason) {
-  switch (reason) {
-    case FinishReason::kStop:
-      return "stop";
-    case FinishReason::kLength:
-      return "length";
-    case FinishReason::kCancelled:
-      return "cancelled";
-  }
-  return "unknown";
-}
-
 void ApplyGenerationConfig(const model::GenerationConfig& config, GenerateRequest& request) {
   if (!config.eos_token_ids.empty()) request.eos_token_ids = config.eos_token_ids;
   if (config.pad_token_id.has_value()) {

@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "common/generation/generation_result.h"
 #include "common/model/config.h"
 #include "services/decoder/core/logits_processor.h"
 #include "services/decoder/core/text_model.h"
@@ -34,9 +35,8 @@ namespace smolserve::decoder {
 inline constexpr int64_t kDefaultEosTokenId = 49279;  // <end_of_utterance>
 inline constexpr int64_t kDefaultPadTokenId = 2;      // <|im_end|>
 
-enum class FinishReason { kStop, kLength, kCancelled };
-// "stop", "length", "cancelled".
-absl::string_view FinishReasonName(FinishReason reason);
+using ::smolserve::FinishReason;      // common/generation/generation_result.h
+using ::smolserve::FinishReasonName;  // "stop", "length", "cancelled"
 
 // What a streaming callback asks for after seeing a token.
 enum class StreamAction {

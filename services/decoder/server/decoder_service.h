@@ -1,8 +1,9 @@
-// The decoder stage's gRPC adapter: Generate streams tokens as they are produced. Requests go
-// to the continuous-batching engine (core/batch_engine.h): they wait in its bounded FIFO
-// queue for a running slot and KV budget, then decode together with the others; a client that
-// cancels or disconnects, or whose deadline passes, leaves the batch at the next iteration
-// and frees its KV cache.
+// The decoder stage's gRPC adapter: Generate streams tokens as they are produced. The serving
+// behaviour (parameters, limits, detokenization, stop strings, cancellation) is the core's
+// (core/generation_stream.h); this file maps it to the wire and records the stage's metrics.
+// Requests wait in the engine's bounded FIFO queue for a running slot and KV budget, then
+// decode together with the others; a client that cancels or disconnects, or whose deadline
+// passes, leaves the batch at the next iteration and frees its KV cache.
 #ifndef SMOLSERVE_SERVICES_DECODER_SERVER_DECODER_SERVICE_H_
 #define SMOLSERVE_SERVICES_DECODER_SERVER_DECODER_SERVICE_H_
 
@@ -11,12 +12,10 @@
 #include <string>
 
 #include "common/metrics/stage_metrics.h"
-#include "common/model/config.h"
 #include "proto/smolserve/v1/decoder.grpc.pb.h"
 #include "services/decoder/core/batch_engine.h"
-#include "services/decoder/core/generator.h"
-#include "services/decoder/core/text_model.h"
-#include "services/preprocess/core/tokenizer/tokenizer.h"
+#include "services/decoder/core/decoder_model.h"
+#include "services/decoder/core/generation_stream.h"
 
 namespace smolserve::decoder {
 
@@ -26,26 +25,8 @@ struct DecoderServiceOptions {
   int max_running = 16;                  // sequences decoded together
   int64_t prefill_chunk_tokens = 256;    // prompt tokens prefilled between decode steps
   int64_t kv_cache_budget_bytes = int64_t{2} << 30;
-  int64_t default_max_new_tokens = 256;  // when neither request nor generation_config says
-  int64_t max_new_tokens_limit = 4096;
-  int64_t max_prompt_tokens = 8192;
+  DecoderLimits limits;                  // max_new_tokens, stop strings, prompt length
 };
-
-struct DecoderModel {
-  std::unique_ptr<TextModel> model;
-  std::unique_ptr<preprocess::Tokenizer> tokenizer;
-  model::GenerationConfig generation_config;
-};
-
-// Loads what the stage serves from a model folder: the text model (`dtype`: float32 or
-// bfloat16), the tokenizer and generation_config.json (optional).
-absl::StatusOr<std::unique_ptr<DecoderModel>> LoadDecoderModel(const std::string& model_dir,
-                                                               at::ScalarType dtype);
-
-// Builds a core GenerateRequest from the wire parameters (validation included).
-absl::Status FillGenerateRequest(const v1::GenerationParams& params,
-                                 const model::GenerationConfig& defaults,
-                                 const DecoderServiceOptions& options, GenerateRequest* out);
 
 class DecoderService final : public v1::Decoder::CallbackService {
  public:
@@ -69,6 +50,9 @@ class DecoderService final : public v1::Decoder::CallbackService {
   std::unique_ptr<BatchEngine> engine_;
   std::atomic<bool> ready_{false};
 };
+
+// BatchEngineOptions from the stage's options (also used by in-process stages).
+BatchEngineOptions EngineOptions(const DecoderServiceOptions& options);
 
 }  // namespace smolserve::decoder
 

@@ -11,10 +11,9 @@ int64_t CachedMedia::bytes() const {
 
 std::shared_ptr<const CachedMedia> MediaCache::Find(const MediaKeys& keys) {
   if (keys.content) {
-    if (auto hit = lru_.Get(*keys.content)) {
-      if (keys.id) lru_.Put(*keys.id, hit, hit->bytes());
-      return hit;
-    }
+    auto hit = lru_.Get(*keys.content);
+    if (hit != nullptr && keys.id) lru_.Put(*keys.id, hit, hit->bytes());
+    return hit;
   }
   if (keys.id) return lru_.Get(*keys.id);
   return nullptr;

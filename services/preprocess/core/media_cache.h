@@ -27,12 +27,15 @@ class MediaCache {
   // max_bytes <= 0: nothing is ever stored.
   explicit MediaCache(int64_t max_bytes) : lru_(max_bytes) {}
 
-  // The entry under keys.content, else under keys.id; nullptr when neither is cached. A hit
-  // by content with an id in `keys` also (re)binds that id to the entry.
+  // With keys.content (the request sent the media's bytes): the entry under that key only —
+  // content sent always wins over an id, so new bytes under a known id are never answered
+  // with the id's old media; a hit also (re)binds keys.id to the entry. With keys.id alone
+  // (the request named media sent before): the entry under the id. nullptr when not cached.
   std::shared_ptr<const CachedMedia> Find(const MediaKeys& keys);
 
   // Stores `entry` under every key set in `keys` (each counts its bytes; when only one fits,
-  // the content key is the one kept). Entries larger than the budget are not stored.
+  // the content key is the one kept), so an id is bound to the content last sent with it.
+  // Entries larger than the budget are not stored.
   void Store(const MediaKeys& keys, std::shared_ptr<const CachedMedia> entry);
 
   cache::CacheStats stats() const { return lru_.stats(); }

@@ -46,6 +46,16 @@ TEST(MediaCache, StoresUnderBothKeysAndFindsByEither) {
   EXPECT_EQ(cache.Find({std::nullopt, D("id")})->info.num_tiles, 3);
 }
 
+// Probe finding: new bytes sent under a known id were answered with the id's old media.
+TEST(MediaCache, NewContentUnderAKnownIdIsNotAnsweredWithTheOldMedia) {
+  MediaCache cache(1 << 20);
+  cache.Store({D("old content"), D("id")}, Entry(2));
+  EXPECT_EQ(cache.Find({D("new content"), D("id")}), nullptr);
+  // Once the new content is stored with the id, the id names it.
+  cache.Store({D("new content"), D("id")}, Entry(5));
+  EXPECT_EQ(cache.Find({std::nullopt, D("id")})->info.num_tiles, 5);
+}
+
 TEST(MediaCache, AContentHitBindsANewId) {
   MediaCache cache(1 << 20);
   cache.Store({D("content"), std::nullopt}, Entry(2));
@@ -93,16 +103,27 @@ TEST(MediaCache, WhenOnlyOneKeyFitsTheContentKeyIsKept) {
 TEST(MediaKey, IdsAndContentLiveInSeparateNamespaces) {
   const cache::Digest model = D("model");
   const std::string opts = KeyOptions().Add("x", 1).bytes();
-  EXPECT_NE(MediaContentKey(model, MediaInfo::Kind::kImage, opts, "abc"),
-            MediaIdKey(model, MediaInfo::Kind::kImage, opts, "abc"));
-  EXPECT_NE(MediaIdKey(model, MediaInfo::Kind::kImage, opts, "abc"),
-            MediaIdKey(model, MediaInfo::Kind::kVideo, opts, "abc"));
-  EXPECT_NE(MediaIdKey(model, MediaInfo::Kind::kImage, opts, "abc"),
-            MediaIdKey(D("model2"), MediaInfo::Kind::kImage, opts, "abc"));
-  EXPECT_NE(MediaIdKey(model, MediaInfo::Kind::kImage, opts, "abc"),
-            MediaIdKey(model, MediaInfo::Kind::kImage, KeyOptions().Add("x", 2).bytes(), "abc"));
-  EXPECT_EQ(MediaContentKey(model, MediaInfo::Kind::kImage, opts, "abc"),
-            MediaContentKey(model, MediaInfo::Kind::kImage, opts, "abc"));
+  EXPECT_NE(MediaContentKey(model, "t", MediaInfo::Kind::kImage, opts, "abc"),
+            MediaIdKey(model, "t", MediaInfo::Kind::kImage, opts, "abc"));
+  EXPECT_NE(MediaIdKey(model, "t", MediaInfo::Kind::kImage, opts, "abc"),
+            MediaIdKey(model, "t", MediaInfo::Kind::kVideo, opts, "abc"));
+  EXPECT_NE(MediaIdKey(model, "t", MediaInfo::Kind::kImage, opts, "abc"),
+            MediaIdKey(D("model2"), "t", MediaInfo::Kind::kImage, opts, "abc"));
+  EXPECT_NE(MediaIdKey(model, "t", MediaInfo::Kind::kImage, opts, "abc"),
+            MediaIdKey(model, "t", MediaInfo::Kind::kImage, KeyOptions().Add("x", 2).bytes(), "abc"));
+  EXPECT_EQ(MediaContentKey(model, "t", MediaInfo::Kind::kImage, opts, "abc"),
+            MediaContentKey(model, "t", MediaInfo::Kind::kImage, opts, "abc"));
+}
+
+TEST(MediaKey, TenantsNeverShareKeys) {
+  const cache::Digest model = D("model");
+  const std::string opts = KeyOptions().Add("x", 1).bytes();
+  EXPECT_NE(MediaIdKey(model, "a", MediaInfo::Kind::kImage, opts, "cat"),
+            MediaIdKey(model, "b", MediaInfo::Kind::kImage, opts, "cat"));
+  EXPECT_NE(MediaContentKey(model, "a", MediaInfo::Kind::kImage, opts, "bytes"),
+            MediaContentKey(model, "b", MediaInfo::Kind::kImage, opts, "bytes"));
+  EXPECT_NE(MediaContentKey(model, "", MediaInfo::Kind::kImage, opts, "bytes"),
+            MediaContentKey(model, "a", MediaInfo::Kind::kImage, opts, "bytes"));
 }
 
 TEST(MediaKey, KeyOptionsAreTypedAndExact) {

@@ -14,10 +14,11 @@ namespace {
 
 constexpr absl::string_view kDomain = "smolserve/preprocess/media-cache/v1";
 
-cache::Digest Key(const cache::Digest& model, MediaInfo::Kind kind, absl::string_view options,
-                  absl::string_view space, absl::string_view value) {
+cache::Digest Key(const cache::Digest& model, absl::string_view tenant, MediaInfo::Kind kind,
+                  absl::string_view options, absl::string_view space, absl::string_view value) {
   cache::Sha256 h;
   h.UpdateField(kDomain);
+  h.UpdateField(tenant);
   h.UpdateField(kind == MediaInfo::Kind::kImage ? "image" : "video");
   h.UpdateField(options);
   h.UpdateField(model.data(), model.size());
@@ -49,14 +50,15 @@ absl::StatusOr<cache::Digest> ModelIdentity(const std::string& model_dir) {
   return h.Final();
 }
 
-cache::Digest MediaContentKey(const cache::Digest& model, MediaInfo::Kind kind,
-                              absl::string_view options, absl::string_view encoded) {
-  return Key(model, kind, options, "content", encoded);
+cache::Digest MediaContentKey(const cache::Digest& model, absl::string_view tenant,
+                              MediaInfo::Kind kind, absl::string_view options,
+                              absl::string_view encoded) {
+  return Key(model, tenant, kind, options, "content", encoded);
 }
 
-cache::Digest MediaIdKey(const cache::Digest& model, MediaInfo::Kind kind,
-                         absl::string_view options, absl::string_view id) {
-  return Key(model, kind, options, "id", id);
+cache::Digest MediaIdKey(const cache::Digest& model, absl::string_view tenant,
+                         MediaInfo::Kind kind, absl::string_view options, absl::string_view id) {
+  return Key(model, tenant, kind, options, "id", id);
 }
 
 void KeyOptions::AddField(absl::string_view name, char type, uint64_t bits) {

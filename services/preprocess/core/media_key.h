@@ -1,4 +1,4 @@
-// Cache keys of media items: SHA-256 over a domain string, the media kind, the resolved
+// Cache keys of media items: SHA-256 over a domain string, the tenant, the media kind, the resolved
 // processor options that shape its preprocessing, the model's identity, and either the
 // encoded bytes (a content address) or the client's id, each in its own namespace so an id
 // can never produce the key of some content.
@@ -20,10 +20,13 @@ namespace smolserve::preprocess {
 absl::StatusOr<cache::Digest> ModelIdentity(const std::string& model_dir);
 
 // `options`: canonical bytes of the resolved options for this kind (the preprocessor's).
-cache::Digest MediaContentKey(const cache::Digest& model, MediaInfo::Kind kind,
-                              absl::string_view options, absl::string_view encoded);
-cache::Digest MediaIdKey(const cache::Digest& model, MediaInfo::Kind kind,
-                         absl::string_view options, absl::string_view id);
+// `tenant`: whose request it is: one tenant's keys never equal another's, so neither a media
+// id nor cached content of one tenant can be reached (or timed) by another.
+cache::Digest MediaContentKey(const cache::Digest& model, absl::string_view tenant,
+                              MediaInfo::Kind kind, absl::string_view options,
+                              absl::string_view encoded);
+cache::Digest MediaIdKey(const cache::Digest& model, absl::string_view tenant,
+                         MediaInfo::Kind kind, absl::string_view options, absl::string_view id);
 
 // Builds the canonical options bytes: named, typed, length-prefixed fields; doubles by
 // their exact bit pattern.

@@ -1,19 +1,50 @@
 #include "services/preprocess/core/media_source.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <climits>
 #include <cstdlib>
 #include <fstream>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 
 namespace smolserve::preprocess {
 namespace {
+
+// `path` with "." and ".." resolved and repeated slashes removed, without touching the file
+// system ("/a/b/../c" -> "/a/c"); `path` must be absolute.
+std::string LexicallyNormal(const std::string& path) {
+  std::vector<absl::string_view> parts;
+  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
+    if (part == ".") continue;
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+      continue;
+    }
+    parts.push_back(part);
+  }
+  return absl::StrCat("/", absl::StrJoin(parts, "/"));
+}
+
+// `path` made absolute against the working directory (which is the only thing looked up).
+std::string Absolute(const std::string& path) {
+  if (!path.empty() && path[0] == '/') return path;
+  char cwd[PATH_MAX];
+  if (getcwd(cwd, sizeof(cwd)) == nullptr) return "/" + path;
+  return absl::StrCat(cwd, "/", path);
+}
+
+bool Inside(absl::string_view path, absl::string_view root) {
+  return absl::StartsWith(path, absl::StrCat(root, "/"));
+}
 
 absl::StatusOr<std::string> ReadPath(const std::string& raw_path, const MediaAccess& access) {
   if (!access.allow_paths) {
@@ -23,19 +54,27 @@ absl::StatusOr<std::string> ReadPath(const std::string& raw_path, const MediaAcc
   std::string path = raw_path;
   if (path[0] != '/') path = access.base_dir + "/" + path;
   char resolved[PATH_MAX];
-  if (realpath(path.c_str(), resolved) == nullptr) {
-    return absl::NotFoundError(absl::StrCat("media file '", raw_path, "' not found"));
-  }
   if (!access.allowed_root.empty()) {
     char root[PATH_MAX];
     if (realpath(access.allowed_root.c_str(), root) == nullptr) {
       return absl::FailedPreconditionError("the media root folder does not exist");
     }
-    const std::string prefix = absl::StrCat(root, "/");
-    if (!absl::StartsWith(resolved, prefix)) {
+    const auto outside = [&] {
       return absl::PermissionDeniedError(
           absl::StrCat("media path '", raw_path, "' is outside the allowed media root"));
+    };
+    // Refused by its name first, so that nothing outside the root is ever looked at (whether
+    // a file exists there must not be learnable); then by its resolved path (symbolic links).
+    const std::string named = LexicallyNormal(Absolute(path));
+    if (!Inside(named, root) && !Inside(named, LexicallyNormal(Absolute(access.allowed_root)))) {
+      return outside();
     }
+    if (realpath(path.c_str(), resolved) == nullptr) {
+      return absl::NotFoundError(absl::StrCat("media file '", raw_path, "' not found"));
+    }
+    if (!Inside(resolved, root)) return outside();
+  } else if (realpath(path.c_str(), resolved) == nullptr) {
+    return absl::NotFoundError(absl::StrCat("media file '", raw_path, "' not found"));
   }
   struct stat st;
   if (stat(resolved, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -110,8 +149,14 @@ absl::StatusOr<std::string> ReadMediaBytes(const MediaSource& source, const Medi
       if (absl::StartsWith(url, "file://")) return ReadPath(std::string(url.substr(7)), access);
       if (absl::StartsWith(url, "data:")) return DecodeBase64(url, access);
       if (absl::StartsWith(url, "http://") || absl::StartsWith(url, "https://")) {
-        return absl::UnimplementedError(
-            "fetching http(s) media URLs is not enabled; send the bytes (base64) instead");
+        if (access.url_fetcher == nullptr) {
+          return absl::PermissionDeniedError(
+              "fetching media URLs is disabled on this server; send the bytes (base64) instead");
+        }
+        auto fetched = access.url_fetcher->Fetch(source.value, access.max_bytes, access.deadline,
+                                                 access.cancelled);
+        if (!fetched.ok()) return fetched.status();
+        return std::move(fetched->bytes);
       }
       return absl::InvalidArgumentError(absl::StrCat("unsupported media URL scheme in '",
                                                      url.substr(0, 32), "'"));

@@ -50,6 +50,19 @@ TEST(MediaSource, EnforcesRootSizeAndPolicy) {
             absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(ReadMediaBytes(Src(MediaSource::Kind::kPath, "link.bin"), access).status().code(),
             absl::StatusCode::kPermissionDenied);
+  // Probe finding: outside the root, an existing file was PERMISSION_DENIED and a missing one
+  // NOT_FOUND (an existence oracle). Both are refused by name now, before any lookup.
+  for (const char* p : {"/etc/passwd", "/etc/no-such-file-here", "../no-such-file",
+                        "../../../../etc/passwd", "/tmp/../etc/shadow"}) {
+    EXPECT_EQ(ReadMediaBytes(Src(MediaSource::Kind::kPath, p), access).status().code(),
+              absl::StatusCode::kPermissionDenied) << p;
+    EXPECT_EQ(ReadMediaBytes(Src(MediaSource::Kind::kUrl, std::string("file://") + p), access).status().code(),
+              absl::StatusCode::kPermissionDenied) << p;
+  }
+  EXPECT_EQ(ReadMediaBytes(Src(MediaSource::Kind::kPath, "./in.bin"), access).status().code(),
+            absl::StatusCode::kOk);
+  EXPECT_EQ(ReadMediaBytes(Src(MediaSource::Kind::kPath, "missing.bin"), access).status().code(),
+            absl::StatusCode::kNotFound);
   access.allowed_root.clear();
   access.max_bytes = 3;
   EXPECT_EQ(ReadMediaBytes(Src(MediaSource::Kind::kPath, "in.bin"), access).status().code(),
@@ -72,8 +85,9 @@ TEST(MediaSource, DecodesBase64AndDataUrls) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ReadMediaBytes(Src(MediaSource::Kind::kUrl, "data:text/plain,abc"), access).status().code(),
             absl::StatusCode::kInvalidArgument);
+  // Without a fetcher (--media_url_fetch=false) network URLs are refused by policy.
   EXPECT_EQ(ReadMediaBytes(Src(MediaSource::Kind::kUrl, "https://example.com/a.jpg"), access).status().code(),
-            absl::StatusCode::kUnimplemented);
+            absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(ReadMediaBytes(Src(MediaSource::Kind::kUrl, "ftp://x"), access).status().code(),
             absl::StatusCode::kInvalidArgument);
   access.max_bytes = 4;

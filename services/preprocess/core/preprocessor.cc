@@ -82,7 +82,7 @@ absl::StatusOr<std::unique_ptr<Preprocessor>> Preprocessor::Create(
   p->options_ = options;
   p->options_.media_access.max_bytes = options.limits.max_encoded_bytes;
   ASSIGN_OR_RETURN(p->config_, LoadProcessorConfig(options.model_dir));
-  ASSIGN_OR_RETURN(p->tokenizer_, Tokenizer::FromModelDir(options.model_dir));
+  ASSIGN_OR_RETURN(p->tokenizer_, tokenizer::Tokenizer::FromModelDir(options.model_dir));
   auto tmpl = ReadChatTemplate(options.model_dir);
   if (tmpl.ok()) {
     p->model_template_ = *tmpl;
@@ -207,9 +207,9 @@ absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& reques
         MediaKeys keys;
         if (lookup) {
           const std::string& key_options = is_image ? image_key_options : video_key_options;
-          if (has_source) keys.content = MediaContentKey(model_identity_, kind, key_options, *bytes);
+          if (has_source) keys.content = MediaContentKey(model_identity_, request.tenant, kind, key_options, *bytes);
           if (!item.source.id.empty()) {
-            keys.id = MediaIdKey(model_identity_, kind, key_options, item.source.id);
+            keys.id = MediaIdKey(model_identity_, request.tenant, kind, key_options, item.source.id);
           }
           cached = lookup(media_index, keys);
         }

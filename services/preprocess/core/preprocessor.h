@@ -27,7 +27,7 @@
 #include "services/preprocess/core/media_source.h"
 #include "services/preprocess/core/processor_config.h"
 #include "services/preprocess/core/request.h"
-#include "services/preprocess/core/tokenizer/tokenizer.h"
+#include "common/tokenizer/tokenizer.h"
 
 namespace smolserve::preprocess {
 
@@ -79,7 +79,7 @@ class Preprocessor {
   absl::StatusOr<PreparedBatch> Prepare(const PrepareRequest& request, const MediaAccess& access,
                                         const MediaLookup& lookup) const;
 
-  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const ::smolserve::tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
   const ProcessorConfig& config() const { return config_; }
   const PreprocessorOptions& options() const { return options_; }
   // ModelIdentity() of the model folder, computed once by Create: part of every media key.
@@ -89,7 +89,7 @@ class Preprocessor {
   Preprocessor() = default;
   PreprocessorOptions options_;
   ProcessorConfig config_;
-  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<::smolserve::tokenizer::Tokenizer> tokenizer_;
   std::string model_template_;  // the folder's Jinja text ("" if none)
   cache::Digest model_identity_{};
 };

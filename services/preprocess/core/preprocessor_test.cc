@@ -55,7 +55,7 @@ TEST(Preprocessor, MissingAndUnreadableMedia) {
   ExpectStatus(Prep(*p, ImageRequest({{"type", "image"}, {"path", "media/nope.jpg"}})),
                absl::StatusCode::kNotFound, "image 0 (path 'media/nope.jpg')");
   ExpectStatus(Prep(*p, ImageRequest({{"type", "image"}, {"url", "https://x/y.jpg"}})),
-               absl::StatusCode::kUnimplemented, "image 0");
+               absl::StatusCode::kPermissionDenied, "media URLs is disabled");
 }
 
 TEST(Preprocessor, BadImageBytesAreInvalidArgument) {

@@ -2,6 +2,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/json/parse.h"
 #include "nlohmann/json.hpp"
 
 namespace smolserve::preprocess {
@@ -175,8 +176,11 @@ absl::StatusOr<ProcessorOverrides> ParseProcessor(const json& j) {
 }  // namespace
 
 absl::StatusOr<PrepareRequest> ParsePrepareRequest(absl::string_view text) {
-  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return absl::InvalidArgumentError("request is not valid JSON");
+  absl::StatusOr<json> parsed = ::smolserve::json::Parse(text);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("request is not valid JSON: ", parsed.status().message()));
+  }
+  const json& j = *parsed;
   if (!j.is_object()) return absl::InvalidArgumentError("request must be a JSON object");
   try {
     PrepareRequest req;
@@ -223,6 +227,19 @@ absl::StatusOr<PrepareRequest> ParsePrepareRequest(absl::string_view text) {
   } catch (const json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("malformed request: ", e.what()));
   }
+}
+
+absl::StatusOr<ChatRequest> ParseChatRequest(absl::string_view text) {
+  ChatRequest out;
+  absl::StatusOr<PrepareRequest> prepare = ParsePrepareRequest(text);
+  if (!prepare.ok()) return prepare.status();
+  out.prepare = *std::move(prepare);
+  if (!out.prepare.generation_json.empty()) {
+    absl::StatusOr<GenerationParams> g = GenerationParamsFromJson(out.prepare.generation_json);
+    if (!g.ok()) return g.status();
+    out.generation = *std::move(g);
+  }
+  return out;
 }
 
 }  // namespace smolserve::preprocess

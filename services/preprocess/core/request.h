@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/generation/generation_params.h"
 #include "services/preprocess/core/conversation.h"
 
 namespace smolserve::preprocess {
@@ -43,14 +44,30 @@ struct ProcessorOverrides {
 
 struct PrepareRequest {
   std::vector<Conversation> conversations;
+  // Whose request this is (the API key's tenant; "" without keys): media ids and cache entries
+  // are this tenant's alone (media_key.h).
+  std::string tenant;
   bool batched = false;  // came as "conversations"
   ProcessorOverrides processor;
   std::string generation_json;  // the raw "generation" object, "" when absent
 };
 
-// Parses and validates the request (structure, types, known keys). INVALID_ARGUMENT
-// with the JSON path of the problem (e.g. "conversations[1][0].content[2]: ...").
+// A chat: what to prepare and how to generate. Every transport builds one (the request-file
+// JSON below, the gRPC ChatRequest, OpenAI's chat completions) for the chat pipeline.
+struct ChatRequest {
+  PrepareRequest prepare;  // conversations, processor overrides, tenant
+  GenerationParams generation;
+  // Conversation b samples with generation.seed + b (copies of one conversation asking for
+  // several answers, as OpenAI's n).
+  bool distinct_seeds = false;
+};
+
+// Parses and validates the request (structure, types, known keys; nesting depth bounded).
+// INVALID_ARGUMENT with the JSON path of the problem (e.g. "conversations[1][0].content[2]: ...").
 absl::StatusOr<PrepareRequest> ParsePrepareRequest(absl::string_view json);
+// The same, with "generation" parsed (GenerationParamsFromJson; values are validated by the
+// pipeline).
+absl::StatusOr<ChatRequest> ParseChatRequest(absl::string_view json);
 
 }  // namespace smolserve::preprocess
 

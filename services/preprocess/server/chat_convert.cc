@@ -1,7 +1,7 @@
 #include "services/preprocess/server/chat_convert.h"
 
 #include "absl/strings/str_cat.h"
-#include "nlohmann/json.hpp"
+#include "common/grpc/generation_proto.h"
 #include "services/preprocess/core/media_source.h"
 
 namespace smolserve::preprocess {
@@ -105,8 +105,18 @@ absl::StatusOr<PrepareRequest> ToPrepareRequest(const v1::ChatRequest& request) 
   return out;
 }
 
-absl::StatusOr<v1::ChatRequest> ToChatRequest(const PrepareRequest& request,
-                                              const MediaAccess& access) {
+absl::StatusOr<ChatRequest> ChatRequestFromProto(const v1::ChatRequest& request) {
+  ChatRequest out;
+  absl::StatusOr<PrepareRequest> prepare = ToPrepareRequest(request);
+  if (!prepare.ok()) return prepare.status();
+  out.prepare = *std::move(prepare);
+  out.generation = grpc_util::GenerationFromProto(request.generation());
+  return out;
+}
+
+absl::StatusOr<v1::ChatRequest> ChatRequestToProto(const ChatRequest& chat,
+                                                   const MediaAccess& access) {
+  const PrepareRequest& request = chat.prepare;
   v1::ChatRequest out;
   for (size_t b = 0; b < request.conversations.size(); ++b) {
     auto* conv = out.add_conversations();
@@ -148,71 +158,36 @@ absl::StatusOr<v1::ChatRequest> ToChatRequest(const PrepareRequest& request,
   if (o.video_max_frames) p->set_video_max_frames(*o.video_max_frames);
   if (o.video_num_frames) p->set_video_num_frames(*o.video_num_frames);
   if (o.video_skip_secs) p->set_video_skip_secs(static_cast<float>(*o.video_skip_secs));
-  if (!request.generation_json.empty()) {
-    auto g = GenerationParamsFromJson(request.generation_json);
-    if (!g.ok()) return g.status();
-    *out.mutable_generation() = *g;
-  }
+  grpc_util::GenerationToProto(chat.generation, out.mutable_generation());
   return out;
 }
 
-absl::StatusOr<v1::GenerationParams> GenerationParamsFromJson(absl::string_view text) {
-  using nlohmann::json;
-  json j = json::parse(text.begin(), text.end(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    return absl::InvalidArgumentError("\"generation\" must be a JSON object");
+void ChatResultToProto(const ChatResult& result, v1::ChatResponse::ChatResult* out) {
+  for (const ChatChoice& c : result.choices) {
+    v1::Choice* choice = out->add_choices();
+    choice->set_index(static_cast<uint32_t>(c.index));
+    choice->set_text(c.text);
+    choice->mutable_token_ids()->Add(c.token_ids.begin(), c.token_ids.end());
+    choice->set_finish_reason(grpc_util::FinishReasonToProto(c.finish_reason));
+    v1::Usage* u = choice->mutable_usage();
+    u->set_prompt_tokens(static_cast<uint32_t>(c.usage.prompt_tokens));
+    u->set_completion_tokens(static_cast<uint32_t>(c.usage.completion_tokens));
+    u->set_image_tiles(static_cast<uint32_t>(c.usage.image_tiles));
+    u->set_video_frames(static_cast<uint32_t>(c.usage.video_frames));
+    u->set_cached_prompt_tokens(static_cast<uint32_t>(c.usage.cached_prompt_tokens));
   }
-  v1::GenerationParams g;
-  try {
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      const std::string& k = it.key();
-      const json& v = it.value();
-      auto bad = [&](const char* what) {
-        return absl::InvalidArgumentError(absl::StrCat("generation.", k, ": ", what));
-      };
-      if (k == "max_new_tokens") {
-        if (!v.is_number_integer() || v.get<int64_t>() < 1) return bad("must be a positive integer");
-        g.set_max_new_tokens(static_cast<uint32_t>(v.get<int64_t>()));
-      } else if (k == "temperature") {
-        if (!v.is_number() || v.get<double>() < 0) return bad("must be a number >= 0");
-        g.set_temperature(v.get<float>());
-      } else if (k == "top_p") {
-        if (!v.is_number()) return bad("must be a number");
-        g.set_top_p(v.get<float>());
-      } else if (k == "top_k") {
-        if (!v.is_number_integer() || v.get<int64_t>() < 0) return bad("must be an integer >= 0");
-        g.set_top_k(static_cast<uint32_t>(v.get<int64_t>()));
-      } else if (k == "repetition_penalty") {
-        if (!v.is_number()) return bad("must be a number");
-        g.set_repetition_penalty(v.get<float>());
-      } else if (k == "seed") {
-        if (!v.is_number_integer()) return bad("must be an integer");
-        g.set_seed(v.get<uint64_t>());
-      } else if (k == "ignore_eos") {
-        if (!v.is_boolean()) return bad("must be true or false");
-        g.set_ignore_eos(v.get<bool>());
-      } else if (k == "greedy") {
-        if (!v.is_boolean()) return bad("must be true or false");
-        if (v.get<bool>()) g.set_temperature(0);
-      } else if (k == "stop") {
-        if (v.is_string()) {
-          g.add_stop(v.get<std::string>());
-        } else if (v.is_array()) {
-          for (const auto& s : v) {
-            if (!s.is_string()) return bad("must be a string or a list of strings");
-            g.add_stop(s.get<std::string>());
-          }
-        } else {
-          return bad("must be a string or a list of strings");
-        }
-      } else {
-        return absl::InvalidArgumentError(absl::StrCat("generation: unknown key \"", k, "\""));
-      }
-    }
-  } catch (const json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("generation: ", e.what()));
-  }
-  return g;
+  const ChatTimings& t = result.timings;
+  v1::StageTimings* timings = out->mutable_timings();
+  timings->set_preprocess_ms(t.preprocess_ms);
+  timings->set_vision_ms(t.vision_ms);
+  timings->set_prefill_ms(t.prefill_ms);
+  timings->set_decode_ms(t.decode_ms);
+  timings->set_time_to_first_token_ms(t.time_to_first_token_ms);
+  timings->set_total_ms(t.total_ms);
+  timings->set_embedding_bytes(static_cast<uint64_t>(t.embedding_bytes));
+  timings->set_cached_tiles(static_cast<uint32_t>(t.cached_tiles));
+  timings->set_tiles(static_cast<uint32_t>(t.tiles));
+  out->set_request_id(result.request_id);
 }
 
 }  // namespace smolserve::preprocess

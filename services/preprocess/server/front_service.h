@@ -1,42 +1,35 @@
-// The public front (served by the preprocess stage): Chat runs Prepare -> Vision.Encode ->
-// Decoder.Generate and streams the tokens back; Prepare is preprocessing only. Work runs on
-// a bounded pool of workers, never on gRPC threads; deadlines and cancellation propagate to
-// the downstream calls. Chat keeps a media cache: a media item seen before (same bytes, or
-// the same client id, with the same processor options) is neither decoded nor sent to the
-// vision stage again; its cached embeddings go to the decoder in their place.
+// The front's gRPC adapter (served by the preprocess stage): Front.Chat runs the chat pipeline
+// (core/chat_pipeline.h) on the front's bounded pool of workers and streams the answer back;
+// Front.Prepare is preprocessing only. The caller's "authorization" metadata goes through the
+// same Admission as the HTTP API; the call's deadline (or the default one) and its cancellation
+// reach every downstream call.
 #ifndef SMOLSERVE_SERVICES_PREPROCESS_SERVER_FRONT_SERVICE_H_
 #define SMOLSERVE_SERVICES_PREPROCESS_SERVER_FRONT_SERVICE_H_
 
 #include <atomic>
 #include <memory>
 
+#include "absl/time/time.h"
 #include "common/concurrency/bounded_executor.h"
 #include "common/metrics/stage_metrics.h"
-#include "proto/smolserve/v1/decoder.grpc.pb.h"
 #include "proto/smolserve/v1/front.grpc.pb.h"
-#include "proto/smolserve/v1/vision.grpc.pb.h"
-#include "services/preprocess/core/media_cache.h"
-#include "services/preprocess/core/preprocessor.h"
+#include "services/preprocess/core/admission.h"
+#include "services/preprocess/core/chat_pipeline.h"
 
 namespace smolserve::preprocess {
 
 struct FrontServiceOptions {
-  int workers = 4;       // requests processed at once
-  int max_queue = 32;    // requests waiting beyond those; more get RESOURCE_EXHAUSTED
-  MediaAccess media;     // server-side paths: allowed only under media.allowed_root
-  // Bound of the media cache (per media item: its preprocessing metadata and embeddings,
-  // so identical media are neither decoded nor encoded again); 0 disables it.
-  int64_t media_cache_bytes = 256ll << 20;
+  // Applied to calls without a deadline (and caps longer ones), so that no request waits on
+  // a hung downstream stage forever.
+  absl::Duration default_deadline = absl::Seconds(600);
 };
 
 class FrontService final : public v1::Front::CallbackService {
  public:
-  // `metrics` must outlive the service.
-  FrontService(const FrontServiceOptions& options, std::unique_ptr<Preprocessor> preprocessor,
-               std::shared_ptr<::grpc::Channel> vision, std::shared_ptr<::grpc::Channel> decoder,
-               metrics::StageMetrics* metrics);
-  ~FrontService() override;
-  void Shutdown();
+  // Everything passed must outlive the service. `executor` runs the requests (shared with the
+  // HTTP API); a full executor refuses with RESOURCE_EXHAUSTED and a retry hint.
+  FrontService(const FrontServiceOptions& options, const ChatPipeline* pipeline,
+               Admission* admission, BoundedExecutor* executor, metrics::StageMetrics* metrics);
 
   ::grpc::ServerWriteReactor<v1::ChatResponse>* Chat(::grpc::CallbackServerContext* context,
                                                      const v1::ChatRequest* request) override;
@@ -45,15 +38,21 @@ class FrontService final : public v1::Front::CallbackService {
                                       v1::PrepareResponse* response) override;
 
  private:
+  // Admission and conversion; the failure to answer with when the request cannot run.
+  absl::StatusOr<std::pair<Admission::Ticket, ChatRequest>> Accept(
+      ::grpc::CallbackServerContext* context, const v1::ChatRequest& request);
+
   FrontServiceOptions options_;
+  const ChatPipeline* pipeline_;
+  Admission* admission_;
+  BoundedExecutor* executor_;
   metrics::StageMetrics* metrics_;
-  std::unique_ptr<Preprocessor> preprocessor_;
-  std::unique_ptr<MediaCache> media_cache_;  // null when disabled
-  std::unique_ptr<v1::Vision::Stub> vision_;
-  std::unique_ptr<v1::Decoder::Stub> decoder_;
   std::atomic<uint64_t> next_id_{1};
-  BoundedExecutor executor_;
 };
+
+// The request's deadline: the client's, capped at now + `default_deadline`.
+absl::Time EffectiveDeadline(std::chrono::system_clock::time_point client_deadline,
+                             absl::Duration default_deadline);
 
 }  // namespace smolserve::preprocess
 
