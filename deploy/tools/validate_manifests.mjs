@@ -17,7 +17,16 @@
 // leaves `replicas` to the autoscaler), configMapRefs / PVCs / `$(VAR)` references resolve,
 // HPA custom metrics are served by the prometheus-adapter rules, and the smolserve stage
 // flags agree with the pod spec (--threads = CPU request, --shutdown_grace_s below
-// terminationGracePeriodSeconds, --vision_target/--decoder_target name a headless Service).
+// terminationGracePeriodSeconds, --vision_target/--decoder_target name a headless Service,
+// --port/--metrics_port/--http_port/--health_port = the grpc/metrics/http/health container
+// ports, every key or certificate flag names a file on a read-only Secret volume, the front
+// holds a client certificate when vision/decoder require one, the front and the decoder get
+// the same generation limits (--max_new_tokens_limit, --max_stop_strings,
+// --max_stop_string_bytes, after $(VAR) expansion)). Probes: a gRPC probe targets the gRPC
+// port or the --health_port, never a port that needs TLS (the kubelet's gRPC probe speaks
+// plaintext); no Service exposes a health port; container ports are unique in a pod.
+// Ingress backends and NetworkPolicy selectors and ports resolve; no PEM key or certificate
+// appears in a ConfigMap, arg or env value.
 //
 // Options:
 //   --expect-count Kind=N        exactly N objects of Kind (repeatable)
@@ -30,6 +39,24 @@
 //                                equal the rules in the rendered adapter ConfigMap
 //   --stage-flags NAME=main.cc   every --flag passed to the container NAME must be an
 //                                ABSL_FLAG defined in that source file (repeatable)
+//   --expect-flag C=f1,f2        the Deployment of component C (app.kubernetes.io/component;
+//                                * = every one) passes --f1 and --f2 (repeatable)
+//   --reject-flag C=f1,f2        ... passes neither (repeatable)
+//   --expect-port C=p1,p2        the stage container of component C (* = every one) has
+//                                container ports named p1 and p2 (repeatable)
+//   --reject-port C=p1,p2        ... has neither (repeatable)
+//   --expect-probes C=SPEC       the startup, readiness and liveness probes of component C
+//                                (* = every one): SPEC is one handler for all three, or three
+//                                joined by commas (startup,readiness,liveness); a handler is
+//                                grpc:<port>, tcp:<port>, http:<port><path>, exec or none,
+//                                <port> a container port's name (repeatable)
+//   --expect-ingress C/PORT=PEERS
+//                                who may reach container port PORT (a name) of component C
+//                                under the rendered NetworkPolicies, exactly: "any" (no policy
+//                                selects the pod, or a rule without `from`), "none", or the
+//                                allowed peers sorted and joined by "|": pods:<component>
+//                                (a rendered Deployment's pods), pods:<k=v,...>, ns:<k=v,...>,
+//                                ns:<...>&pods:<...>, ip:<cidr> (repeatable)
 // Exit status 0 when everything holds, 1 on any error (each one printed), 2 on bad usage.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -37,7 +64,8 @@ import { pathToFileURL } from 'node:url';
 
 const args = process.argv.slice(2);
 const opts = { nodeModules: '', expectCount: {}, expectGpu: null, externalClaims: new Set(),
-  dumpPromql: '', adapterValues: '', stageFlags: {}, files: [] };
+  dumpPromql: '', adapterValues: '', stageFlags: {}, expectFlags: [], rejectFlags: [], expectIngress: [],
+  expectPorts: [], rejectPorts: [], expectProbes: [], files: [] };
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
   const val = () => { if (i + 1 >= args.length) usage(`${a} needs a value`); return args[++i]; };
@@ -48,6 +76,23 @@ for (let i = 0; i < args.length; i++) {
   else if (a === '--dump-promql') opts.dumpPromql = val();
   else if (a === '--adapter-values') opts.adapterValues = val();
   else if (a === '--stage-flags') { const [k, f] = val().split('='); opts.stageFlags[k] = f; }
+  else if (a === '--expect-flag' || a === '--reject-flag') {
+    const [k, f] = val().split('=');
+    (a === '--expect-flag' ? opts.expectFlags : opts.rejectFlags).push({ comp: k, flags: (f || '').split(',').filter(Boolean) });
+  } else if (a === '--expect-port' || a === '--reject-port') {
+    const [k, f] = val().split('=');
+    (a === '--expect-port' ? opts.expectPorts : opts.rejectPorts).push({ comp: k, ports: (f || '').split(',').filter(Boolean) });
+  } else if (a === '--expect-probes') {
+    const v = val(); const eq = v.indexOf('=');
+    const spec = v.slice(eq + 1).split(',');
+    if (eq < 1 || ![1, 3].includes(spec.length) || spec.some((h) => !h)) usage(`--expect-probes needs COMPONENT=HANDLER or COMPONENT=STARTUP,READINESS,LIVENESS, got ${v}`);
+    opts.expectProbes.push({ comp: v.slice(0, eq), want: spec.length === 1 ? [spec[0], spec[0], spec[0]] : spec });
+  } else if (a === '--expect-ingress') {
+    const v = val(); const eq = v.indexOf('=');
+    const [comp, port] = v.slice(0, eq).split('/');
+    if (eq < 0 || !comp || !port) usage(`--expect-ingress needs COMPONENT/PORT=PEERS, got ${v}`);
+    opts.expectIngress.push({ comp, port, peers: v.slice(eq + 1) });
+  }
   else if (a.startsWith('--')) usage(`unknown option ${a}`);
   else opts.files.push(a);
 }
@@ -312,6 +357,10 @@ const cpuToMilli = (q) => {
   const s = String(q);
   return s.endsWith('m') ? Number(s.slice(0, -1)) : Number(s) * 1000;
 };
+const SECRET_FILE_FLAGS = ['api_keys_file', 'tls_cert', 'tls_key', 'tls_ca', 'tls_client_ca',
+  'downstream_tls_ca', 'downstream_tls_cert', 'downstream_tls_key'];
+const PEM = /-----BEGIN [A-Z0-9 ]*(PRIVATE KEY|CERTIFICATE)-----/;
+const PROBES = ['startupProbe', 'readinessProbe', 'livenessProbe'];
 const flag = (argv, name) => {
   const hit = (argv || []).find((a) => a.startsWith(`--${name}=`));
   return hit === undefined ? undefined : hit.slice(name.length + 3);
@@ -322,6 +371,8 @@ for (const d of deployments) {
   if (!matches(sel, podLabels(d))) err(d, 'spec.selector.matchLabels do not match the pod template labels');
   const pod = d.spec?.template?.spec || {};
   const volumes = new Map((pod.volumes || []).map((v) => [v.name, v]));
+  const podPorts = new Map();  // containerPort/protocol -> container/name (one network namespace)
+  const podPortNames = new Set();
   for (const v of pod.volumes || []) {
     const claim = v.persistentVolumeClaim?.claimName;
     if (claim && !pvcs.has(claim) && !opts.externalClaims.has(claim)) err(d, `volume ${v.name}: PVC ${claim} is not rendered (pass --external-claim ${claim} if it exists elsewhere)`);
@@ -347,7 +398,16 @@ for (const d of deployments) {
     for (const vm of c.volumeMounts || []) if (!volumes.has(vm.name)) err(d, `container ${c.name}: volumeMount ${vm.name} has no volume`);
     const ports = new Map((c.ports || []).map((p) => [p.name, p.containerPort]));
     const portNums = new Set((c.ports || []).map((p) => p.containerPort));
-    for (const pr of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
+    for (const p of c.ports || []) {
+      const key = `${p.containerPort}/${p.protocol || 'TCP'}`;
+      if (podPorts.has(key)) err(d, `container ${c.name}: containerPort ${key} is also ${podPorts.get(key)}`);
+      podPorts.set(key, `${c.name}/${p.name}`);
+      if (p.name !== undefined) {
+        if (podPortNames.has(p.name)) err(d, `container ${c.name}: port name ${p.name} repeats in the pod`);
+        podPortNames.add(p.name);
+      }
+    }
+    for (const pr of PROBES) {
       const p = c[pr];
       if (!p) continue;
       const port = p.grpc?.port ?? p.tcpSocket?.port ?? p.httpGet?.port;
@@ -378,6 +438,46 @@ for (const d of deployments) {
     if (port !== undefined && ports.get('grpc') !== Number(port)) err(d, `container ${c.name}: --port=${port} but the grpc containerPort is ${ports.get('grpc')}`);
     const mport = flag(argv, 'metrics_port');
     if (mport !== undefined && ports.get('metrics') !== Number(mport)) err(d, `container ${c.name}: --metrics_port=${mport} but the metrics containerPort is ${ports.get('metrics')}`);
+    const hport = flag(argv, 'http_port');
+    if (hport !== undefined && Number(hport) >= 0 && ports.get('http') !== Number(hport)) err(d, `container ${c.name}: --http_port=${hport} but the http containerPort is ${ports.get('http')}`);
+    if (hport !== undefined && Number(hport) < 0 && ports.has('http')) err(d, `container ${c.name}: --http_port=${hport} (off) but it has an http containerPort`);
+    // The plaintext health port (grpc.health.v1 only) for the kubelet's probes.
+    const health = flag(argv, 'health_port');
+    if (health !== undefined && Number(health) === 0) err(d, `container ${c.name}: --health_port=0 listens on a random port no probe can know`);
+    if (health !== undefined && Number(health) > 0 && ports.get('health') !== Number(health)) err(d, `container ${c.name}: --health_port=${health} but the health containerPort is ${ports.get('health')}`);
+    if ((health === undefined || Number(health) < 0) && ports.has('health')) err(d, `container ${c.name}: a health containerPort without --health_port`);
+    if (opts.stageFlags[c.name]) {
+      const tls = flag(argv, 'tls_cert') !== undefined;
+      for (const pr of PROBES) {
+        const gp = c[pr]?.grpc?.port;
+        if (gp === undefined) continue;
+        const healthNum = health !== undefined && Number(health) > 0 ? Number(health) : undefined;
+        if (gp !== ports.get('grpc') && gp !== healthNum) err(d, `container ${c.name}: ${pr} is a gRPC probe on port ${gp}, which is neither the gRPC port nor the --health_port`);
+        if (tls && gp === ports.get('grpc')) err(d, `container ${c.name}: ${pr} is a gRPC probe on the gRPC port ${gp}, which needs TLS (--tls_cert): the kubelet's gRPC probe speaks plaintext, probe the --health_port`);
+      }
+    }
+    // Keys and certificates: files on read-only Secret volumes, never literal values.
+    for (const f of SECRET_FILE_FLAGS) {
+      const file = flag(argv, f);
+      if (file === undefined) continue;
+      const mounts = (c.volumeMounts || []).filter((m) => file === m.mountPath || file.startsWith(`${m.mountPath.replace(/\/$/, '')}/`));
+      const m = mounts.sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+      if (!m) { err(d, `container ${c.name}: --${f}=${file} is not on a volume mount`); continue; }
+      if (m.readOnly !== true) err(d, `container ${c.name}: --${f}: volumeMount ${m.name} (${m.mountPath}) is not readOnly`);
+      const vol = volumes.get(m.name);
+      const secret = vol?.secret;
+      const projected = vol?.projected?.sources;
+      if (!secret && !(projected && projected.every((p) => p.secret))) { err(d, `container ${c.name}: --${f}: volume ${m.name} is not a Secret`); continue; }
+      const rel = m.subPath ? m.subPath : file.slice(m.mountPath.replace(/\/$/, '').length + 1);
+      const items = secret ? secret.items : projected.flatMap((p) => p.secret.items || []);
+      if (items && items.length && !items.some((it) => it.path === rel)) err(d, `container ${c.name}: --${f}: ${rel} is not among the items of volume ${m.name}`);
+    }
+    for (const [a, b] of [['tls_cert', 'tls_key'], ['downstream_tls_cert', 'downstream_tls_key']]) {
+      if ((flag(argv, a) === undefined) !== (flag(argv, b) === undefined)) err(d, `container ${c.name}: --${a} and --${b} go together`);
+    }
+    for (const a of ['tls_ca', 'tls_client_ca']) {
+      if (flag(argv, a) !== undefined && flag(argv, 'tls_cert') === undefined) err(d, `container ${c.name}: --${a} without --tls_cert`);
+    }
     for (const t of ['vision_target', 'decoder_target']) {
       const target = flag(argv, t);
       if (target === undefined) continue;
@@ -401,6 +501,11 @@ for (const s of services) {
   const ds = deploymentFor(s.spec?.selector);
   if (!ds.length) { err(s, 'selector matches no rendered Deployment'); continue; }
   for (const p of s.spec?.ports || []) {
+    for (const d of ds) {
+      const cps = (d.spec.template.spec.containers || []).flatMap((c) => c.ports || []);
+      const target = cps.find((x) => (typeof p.targetPort === 'string' ? x.name === p.targetPort : x.containerPort === (p.targetPort ?? p.port)));
+      if (target?.name === 'health') err(s, `port ${p.name ?? p.port} exposes the plaintext health port of ${d.metadata.name} (it is for the kubelet's probes only)`);
+    }
     if (typeof p.targetPort !== 'string') continue;
     for (const d of ds) {
       const names = (d.spec.template.spec.containers || []).flatMap((c) => (c.ports || []).map((x) => x.name));
@@ -429,6 +534,200 @@ for (const sm of byKind('ServiceMonitor')) {
   if (!selected.length) err(sm, 'selects no rendered Service');
   for (const e of sm.spec?.endpoints || []) {
     for (const s of selected) if (!(s.spec.ports || []).some((p) => p.name === e.port)) err(sm, `Service ${s.metadata.name} has no port named ${e.port}`);
+  }
+}
+
+// The front's TLS towards vision and decoder matches what they require.
+const component = (d) => podLabels(d)['app.kubernetes.io/component'];
+const stageContainer = (d) => (d.spec?.template?.spec?.containers || [])[0] || {};
+for (const d of deployments) {
+  const argv = stageContainer(d).args || [];
+  for (const t of ['vision_target', 'decoder_target']) {
+    const m = (flag(argv, t) || '').match(/^dns:\/\/\/([a-z0-9-]+)\./);
+    const svc = m && services.find((s) => s.metadata.name === m[1]);
+    if (!svc) continue;
+    for (const down of deploymentFor(svc.spec?.selector)) {
+      const dargv = stageContainer(down).args || [];
+      if (flag(dargv, 'tls_cert') !== undefined && flag(argv, 'downstream_tls_ca') === undefined) err(d, `--${t}: ${down.metadata.name} serves TLS (--tls_cert) but the front has no --downstream_tls_ca`);
+      if (flag(dargv, 'tls_ca') !== undefined && (flag(argv, 'downstream_tls_cert') === undefined || flag(argv, 'downstream_tls_key') === undefined)) err(d, `--${t}: ${down.metadata.name} requires client certificates (--tls_ca) but the front has no --downstream_tls_cert/--downstream_tls_key`);
+      if (flag(dargv, 'tls_cert') === undefined && flag(argv, 'downstream_tls_ca') !== undefined) err(d, `--${t}: the front expects TLS (--downstream_tls_ca) but ${down.metadata.name} serves plaintext`);
+    }
+  }
+}
+// The front checks the generation parameters before decoding media, the decoder again: with
+// the same limits, or the two would answer the same request differently.
+const envOf = (c) => {
+  const env = {};
+  for (const ef of c.envFrom || []) Object.assign(env, configMaps.get(ef.configMapRef?.name)?.data || {});
+  for (const e of c.env || []) {
+    if (e.value !== undefined) env[e.name] = String(e.value);
+    const ref = e.valueFrom?.configMapKeyRef;
+    if (ref) env[e.name] = (configMaps.get(ref.name)?.data || {})[ref.key];
+  }
+  return env;
+};
+const expand = (c, v) => { const env = envOf(c); return String(v).replace(/(?<!\$)\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, k) => env[k] ?? m); };
+const GENERATION_FLAGS = ['max_new_tokens_limit', 'max_stop_strings', 'max_stop_string_bytes'];
+for (const fd of deployments.filter((d) => component(d) === 'preprocess')) {
+  for (const dd of deployments.filter((d) => component(d) === 'decoder')) {
+    const fc = stageContainer(fd), dc = stageContainer(dd);
+    for (const f of GENERATION_FLAGS) {
+      const a = flag(fc.args, f), b = flag(dc.args, f);
+      if (a === undefined || b === undefined) {
+        err(null, `--${f}: the front (${fd.metadata.name}) and the decoder (${dd.metadata.name}) must both get it, with the same value (${a === undefined ? 'the front' : 'the decoder'} has none)`);
+      } else if (expand(fc, a) !== expand(dc, b)) {
+        err(null, `--${f}: the front (${fd.metadata.name}) has ${expand(fc, a)}, the decoder (${dd.metadata.name}) ${expand(dc, b)}: they must be the same`);
+      }
+    }
+  }
+}
+// Nothing secret rendered literally.
+for (const o of objects) {
+  const texts = [];
+  if (o.kind === 'ConfigMap') texts.push(...Object.entries(o.data || {}).map(([k, v]) => [`data.${k}`, v]));
+  for (const c of [...(o.spec?.template?.spec?.initContainers || []), ...(o.spec?.template?.spec?.containers || [])]) {
+    for (const a of [...(c.args || []), ...(c.command || [])]) texts.push([`container ${c.name} arg`, a]);
+    for (const e of c.env || []) if (e.value !== undefined) texts.push([`container ${c.name} env ${e.name}`, e.value]);
+  }
+  for (const [where, t] of texts) if (PEM.test(String(t))) err(o, `${where} holds a PEM key or certificate (mount a Secret instead)`);
+  if (o.kind === 'Secret') err(o, 'the chart renders a Secret (secrets must come from existing Secrets)');
+}
+// Ingress backends.
+for (const ing of byKind('Ingress')) {
+  const backends = [];
+  if (ing.spec?.defaultBackend) backends.push(ing.spec.defaultBackend);
+  for (const r of ing.spec?.rules || []) for (const p of r.http?.paths || []) backends.push(p.backend);
+  if (!backends.length) err(ing, 'routes nowhere');
+  for (const b of backends) {
+    const name = b?.service?.name;
+    const svc = services.find((s) => s.metadata.name === name);
+    if (!svc) { err(ing, `backend Service ${name} is not rendered`); continue; }
+    const port = b.service.port || {};
+    if (!(svc.spec?.ports || []).some((p) => (port.name !== undefined ? p.name === port.name : p.port === port.number))) {
+      err(ing, `backend Service ${name} has no port ${port.name ?? port.number}`);
+    }
+  }
+  for (const t of ing.spec?.tls || []) if (!t.secretName) err(ing, 'tls entry without secretName');
+}
+// NetworkPolicies: selectors, named ports, and who may reach what.
+const netpols = byKind('NetworkPolicy');
+const selectorMatches = (sel, labels) => {
+  if (!isObj(sel)) return false;
+  if (!Object.entries(sel.matchLabels || {}).every(([k, v]) => labels?.[k] === v)) return false;
+  return (sel.matchExpressions || []).every((e) => {
+    const has = labels && Object.prototype.hasOwnProperty.call(labels, e.key);
+    if (e.operator === 'In') return has && e.values.includes(labels[e.key]);
+    if (e.operator === 'NotIn') return !has || !e.values.includes(labels[e.key]);
+    if (e.operator === 'Exists') return has;
+    if (e.operator === 'DoesNotExist') return !has;
+    return false;
+  });
+};
+const selectorText = (sel) => {
+  const parts = Object.entries(sel?.matchLabels || {}).map(([k, v]) => `${k}=${v}`);
+  for (const e of sel?.matchExpressions || []) parts.push(`${e.key} ${e.operator}${e.values ? ` (${e.values.join(',')})` : ''}`);
+  return parts.length ? parts.sort().join(',') : '*';
+};
+const describePeer = (f) => {
+  if (f.ipBlock) return `ip:${f.ipBlock.cidr}${f.ipBlock.except?.length ? `-except(${f.ipBlock.except.join(',')})` : ''}`;
+  let pods = '';
+  if (f.podSelector !== undefined) {
+    const hit = f.namespaceSelector === undefined ? deployments.filter((d) => selectorMatches(f.podSelector, podLabels(d))) : [];
+    pods = hit.length ? `pods:${hit.map(component).sort().join('+')}` : `pods:${selectorText(f.podSelector)}`;
+  }
+  if (f.namespaceSelector === undefined) return pods;
+  const ns = `ns:${selectorText(f.namespaceSelector)}`;
+  return pods ? `${ns}&${pods}` : ns;
+};
+const isIngressPolicy = (np) => !np.spec?.policyTypes || np.spec.policyTypes.includes('Ingress');
+for (const np of netpols) {
+  const selected = deployments.filter((d) => selectorMatches(np.spec?.podSelector, podLabels(d)));
+  if (!selected.length) { err(np, 'podSelector matches no rendered Deployment'); continue; }
+  const portNames = new Set(selected.flatMap((d) => (d.spec.template.spec.containers || []).flatMap((c) => (c.ports || []).map((p) => p.name))));
+  for (const r of np.spec?.ingress || []) {
+    for (const p of r.ports || []) if (typeof p.port === 'string' && !portNames.has(p.port)) err(np, `ingress port ${p.port} is not a container port of the selected pods`);
+    for (const f of r.from || []) {
+      // A peer that names this release's pods must select some of them.
+      const sel = f.podSelector?.matchLabels;
+      if (f.namespaceSelector === undefined && sel && sel['app.kubernetes.io/instance'] !== undefined
+        && !deployments.some((d) => selectorMatches(f.podSelector, podLabels(d)))) err(np, `ingress peer ${selectorText(f.podSelector)} matches no rendered Deployment`);
+    }
+  }
+  for (const r of np.spec?.egress || []) {
+    for (const f of r.to || []) {
+      const sel = f.podSelector?.matchLabels;
+      if (f.namespaceSelector === undefined && sel && sel['app.kubernetes.io/instance'] !== undefined
+        && !deployments.some((d) => selectorMatches(f.podSelector, podLabels(d)))) err(np, `egress peer ${selectorText(f.podSelector)} matches no rendered Deployment`);
+    }
+  }
+  if (np.spec?.policyTypes?.includes('Egress') && !(np.spec.egress || []).some((r) => (r.ports || []).some((p) => p.port === 53))) {
+    err(np, 'restricts egress without allowing DNS (port 53)');
+  }
+}
+function ingressPeers(comp, portName) {
+  const d = deployments.find((x) => component(x) === comp);
+  if (!d) return `(no Deployment ${comp})`;
+  const cp = (d.spec.template.spec.containers || []).flatMap((c) => c.ports || []).find((p) => p.name === portName);
+  if (!cp) return `(no container port ${portName})`;
+  const pols = netpols.filter((np) => isIngressPolicy(np) && selectorMatches(np.spec?.podSelector, podLabels(d)));
+  if (!pols.length) return 'any';
+  const peers = new Set();
+  for (const np of pols) {
+    for (const r of np.spec?.ingress || []) {
+      const portOk = !r.ports?.length || r.ports.some((p) => (p.protocol || 'TCP') === (cp.protocol || 'TCP')
+        && (p.port === undefined || p.port === portName || p.port === cp.containerPort));
+      if (!portOk) continue;
+      if (!r.from?.length) return 'any';
+      for (const f of r.from) peers.add(describePeer(f));
+    }
+  }
+  return peers.size ? [...peers].sort().join('|') : 'none';
+}
+for (const e of opts.expectIngress) {
+  const got = ingressPeers(e.comp, e.port);
+  if (got !== e.peers) err(null, `${e.comp}/${e.port} is reachable from "${got}", expected "${e.peers}"`);
+}
+// Expected / forbidden flags.
+const hasFlag = (argv, f) => argv.some((a) => a === `--${f}` || String(a).startsWith(`--${f}=`));
+for (const [list, want] of [[opts.expectFlags, true], [opts.rejectFlags, false]]) {
+  for (const { comp, flags } of list) {
+    const ds = deployments.filter((d) => comp === '*' || component(d) === comp);
+    if (!ds.length) err(null, `${want ? '--expect-flag' : '--reject-flag'} ${comp}: no such Deployment`);
+    for (const d of ds) {
+      for (const f of flags) {
+        if (hasFlag(stageContainer(d).args || [], f) !== want) err(d, want ? `does not pass --${f}` : `passes --${f}`);
+      }
+    }
+  }
+}
+
+// Expected / forbidden container ports, expected probes.
+for (const [list, want] of [[opts.expectPorts, true], [opts.rejectPorts, false]]) {
+  for (const { comp, ports } of list) {
+    const ds = deployments.filter((d) => comp === '*' || component(d) === comp);
+    if (!ds.length) err(null, `${want ? '--expect-port' : '--reject-port'} ${comp}: no such Deployment`);
+    for (const d of ds) {
+      const names = (stageContainer(d).ports || []).map((p) => p.name);
+      for (const p of ports) if (names.includes(p) !== want) err(d, want ? `has no container port ${p}` : `has a container port ${p}`);
+    }
+  }
+}
+const describeProbe = (c, p) => {
+  if (!p) return 'none';
+  const portName = (x) => (typeof x === 'string' ? x : ((c.ports || []).find((q) => q.containerPort === x)?.name ?? String(x)));
+  if (p.grpc) return `grpc:${portName(p.grpc.port)}`;
+  if (p.tcpSocket) return `tcp:${portName(p.tcpSocket.port)}`;
+  if (p.httpGet) return `http:${portName(p.httpGet.port)}${p.httpGet.path || ''}`;
+  if (p.exec) return 'exec';
+  return 'unknown';
+};
+for (const { comp, want } of opts.expectProbes) {
+  const ds = deployments.filter((d) => comp === '*' || component(d) === comp);
+  if (!ds.length) err(null, `--expect-probes ${comp}: no such Deployment`);
+  for (const d of ds) {
+    const c = stageContainer(d);
+    const got = PROBES.map((pr) => describeProbe(c, c[pr]));
+    if (got.join(',') !== want.join(',')) err(d, `probes (startup,readiness,liveness) are ${got.join(',')}, expected ${want.join(',')}`);
   }
 }
 

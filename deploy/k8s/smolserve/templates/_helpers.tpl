@@ -158,3 +158,67 @@ over the stage's pods, for KEDA>}. The adapter rules are in files/prometheus-ada
 {{- end -}}
 {{- toJson $out -}}
 {{- end }}
+
+{{/* A number for a flag: integral values without exponent (Helm reads YAML numbers as float64). */}}
+{{- define "smolserve.num" -}}
+{{- if kindIs "float64" . }}{{ if eq . (floor .) }}{{ int64 . }}{{ else }}{{ . }}{{ end }}{{ else }}{{ . }}{{ end }}
+{{- end }}
+
+{{/* The Secret with ca.crt/tls.crt/tls.key for a stage's internal mutual TLS, or "": dict "root" $ "stage" "vision" */}}
+{{- define "smolserve.internalTlsSecret" -}}
+{{- $t := .root.Values.tls.internal -}}
+{{- index ($t.stageSecrets | default dict) .stage | default $t.existingSecret | default "" -}}
+{{- end }}
+
+{{/* "true" when a stage's gRPC port requires TLS (front: tls.public; vision/decoder: internal mTLS). */}}
+{{- define "smolserve.grpcTls" -}}
+{{- if eq .stage "preprocess" -}}
+{{- if .root.Values.tls.public.existingSecret }}true{{ end -}}
+{{- else -}}
+{{- if include "smolserve.internalTlsSecret" . }}true{{ end -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+The plaintext health port of a stage (--health_port, container port `health`), or "":
+dict "root" $ "stage" "vision". Only when the stage's gRPC port needs TLS (the kubelet's gRPC
+probe speaks plaintext only), healthPort is on (> 0) and the probes are gRPC ones
+(probes.handler auto or grpc, no probes.custom). Without TLS the probes use the gRPC port.
+*/}}
+{{- define "smolserve.healthPort" -}}
+{{- $v := index .root.Values .stage -}}
+{{- if and (include "smolserve.grpcTls" .) (gt (int ($v.healthPort | default 0)) 0) (has $v.probes.handler (list "auto" "grpc")) (not $v.probes.custom) -}}
+{{- $v.healthPort | int -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+The handler of a probe: dict "root" $ "stage" "vision" "probe" "startup|readiness|liveness".
+probes.custom wins; the front's readiness may use GET /health (preprocess.http.readinessProbe);
+probes.handler tcp checks TCP on the gRPC port; otherwise native gRPC health: on the plaintext
+health port when the gRPC port needs TLS, else on the gRPC port. With TLS and healthPort 0,
+auto falls back to a TCP check (validate.yaml refuses grpc then).
+*/}}
+{{- define "smolserve.probeHandler" -}}
+{{- $v := index .root.Values .stage -}}
+{{- $tls := include "smolserve.grpcTls" . -}}
+{{- $health := include "smolserve.healthPort" . -}}
+{{- if $v.probes.custom -}}
+{{ toYaml $v.probes.custom }}
+{{- else if and (eq .stage "preprocess") (eq .probe "readiness") $v.http.enabled $v.http.readinessProbe -}}
+httpGet: {path: /health, port: http, scheme: {{ if .root.Values.tls.public.existingSecret }}HTTPS{{ else }}HTTP{{ end }}}
+{{- else if eq $v.probes.handler "tcp" -}}
+tcpSocket: {port: grpc}
+{{- else if $health -}}
+grpc: {port: {{ $health }}}
+{{- else if $tls -}}
+tcpSocket: {port: grpc}
+{{- else -}}
+grpc: {port: {{ $v.port | int }}}
+{{- end -}}
+{{- end }}
+
+{{/* Secret volume file mode: 0440 when fsGroup owns the files, else the default 0644. */}}
+{{- define "smolserve.secretMode" -}}
+{{- if .Values.podDefaults.podSecurityContext.fsGroup }}288{{ else }}420{{ end -}}
+{{- end }}
