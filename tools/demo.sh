@@ -78,10 +78,11 @@ wait_serving vision
 wait_serving decoder
 VPORT="$(cat "$RUN_DIR/vision.port")"; DPORT="$(cat "$RUN_DIR/decoder.port")"
 start_stage preprocess "$BIN/services/preprocess/preprocess_server" \
-  --vision_target="127.0.0.1:$VPORT" --decoder_target="127.0.0.1:$DPORT"
+  --vision_target="127.0.0.1:$VPORT" --decoder_target="127.0.0.1:$DPORT" --http_port=0
 wait_serving preprocess
 FRONT="127.0.0.1:$(cat "$RUN_DIR/preprocess.port")"
-echo "preprocess (front) $FRONT   vision 127.0.0.1:$VPORT   decoder 127.0.0.1:$DPORT"
+HTTP="http://127.0.0.1:$(cat "$RUN_DIR/preprocess.port.http")"
+echo "preprocess (front) $FRONT (HTTP API $HTTP)   vision 127.0.0.1:$VPORT   decoder 127.0.0.1:$DPORT"
 echo "metrics: http://127.0.0.1:$(cat "$RUN_DIR/preprocess.port.metrics")/metrics" \
      "http://127.0.0.1:$(cat "$RUN_DIR/vision.port.metrics")/metrics" \
      "http://127.0.0.1:$(cat "$RUN_DIR/decoder.port.metrics")/metrics"
@@ -91,8 +92,26 @@ for example in image video batch; do
   "$CLI" chat --target "$FRONT" --request "examples/$example.json" --max-new-tokens "$NEW_TOKENS" --stream
 done
 
+say "the OpenAI-compatible HTTP API, with curl"
+IMAGE_B64="$(base64 -w0 examples/media/fruits.jpg)"
+cat <<TXT
+curl -sS $HTTP/v1/chat/completions -H 'Content-Type: application/json' -d '{
+  "model": "$MODEL",
+  "max_tokens": $NEW_TOKENS,
+  "messages": [{"role": "user", "content": [
+    {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,\$IMAGE_B64"}},
+    {"type": "text", "text": "Can you describe this image?"}]}]}'
+TXT
+BODY="$RUN_DIR/http_request.json"
+printf '{"model": "%s", "max_tokens": %s, "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,%s"}}, {"type": "text", "text": "Can you describe this image?"}]}]}' \
+  "$MODEL" "$NEW_TOKENS" "$IMAGE_B64" > "$BODY"
+echo "answer:"
+curl -sS --noproxy '*' "$HTTP/v1/chat/completions" -H 'Content-Type: application/json' --data-binary "@$BODY" \
+  | python3 -m json.tool
+echo "(add \"stream\": true for Server-Sent Events; any OpenAI client works with base_url $HTTP/v1)"
+
 say "per-request log lines of the stages"
-grep -h '"rpc"' "$RUN_DIR/preprocess.log" "$RUN_DIR/vision.log" "$RUN_DIR/decoder.log" || true
+grep -h '"rpc"\|"transport"' "$RUN_DIR/preprocess.log" "$RUN_DIR/vision.log" "$RUN_DIR/decoder.log" || true
 
 say "stopping the stages (SIGTERM)"
 cleanup

@@ -29,6 +29,7 @@ ABSL_FLAG(int, max_queue, 16,
           "Requests that may wait for the encoder (with tiles not yet in a model call); more get "
           "RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int64_t, max_tiles, 1024, "Most tiles in one Encode request.");
+ABSL_FLAG(int64_t, max_tile_side, 0, "Largest tile side accepted, pixels (0: the model's tile size).");
 ABSL_FLAG(int64_t, max_queued_tiles, 1024,
           "Tiles that may wait for the encoder (cache hits do not count); more get "
           "RESOURCE_EXHAUSTED. At least --max_tiles.");
@@ -85,6 +86,7 @@ int main(int argc, char** argv) {
   vision::VisionServiceOptions service_options;
   service_options.max_queue = absl::GetFlag(FLAGS_max_queue);
   service_options.max_tiles_per_request = absl::GetFlag(FLAGS_max_tiles);
+  service_options.max_tile_side = absl::GetFlag(FLAGS_max_tile_side);
   service_options.max_queued_tiles = absl::GetFlag(FLAGS_max_queued_tiles);
   service_options.max_batch_tiles = absl::GetFlag(FLAGS_max_batch_tiles);
   service_options.batch_wait_ms = absl::GetFlag(FLAGS_batch_wait_ms);

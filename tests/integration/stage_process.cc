@@ -104,6 +104,8 @@ bool StageProcess::Start(int port, double timeout_s) {
       m >> metrics_port_;
       std::ifstream h(port_file_ + ".http");
       h >> http_port_;
+      std::ifstream hp(port_file_ + ".health");
+      hp >> health_port_;
       break;
     }
     int st;
@@ -115,7 +117,9 @@ bool StageProcess::Start(int port, double timeout_s) {
   }
   if (port_ == 0) return false;
   const double left = std::chrono::duration<double>(end - std::chrono::steady_clock::now()).count();
-  return WaitServing(address(), std::max(left, 1.0));
+  // A TLS stage is asked on its plaintext health port.
+  const std::string health = health_port_ > 0 ? "127.0.0.1:" + std::to_string(health_port_) : address();
+  return WaitServing(health, std::max(left, 1.0));
 }
 
 void StageProcess::Kill(int signal) {

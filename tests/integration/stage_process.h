@@ -23,6 +23,7 @@ class StageProcess {
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
   int http_port() const { return http_port_; }  // the front's HTTP API (-1: none)
+  int health_port() const { return health_port_; }  // plaintext health (0: none)
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   // Everything the process wrote to stderr so far.
   std::string Log() const;
@@ -38,6 +39,7 @@ class StageProcess {
   int port_ = 0;
   int metrics_port_ = 0;
   int http_port_ = -1;
+  int health_port_ = 0;
 };
 
 // True when the gRPC health service at `address` reports SERVING within `timeout_s`.

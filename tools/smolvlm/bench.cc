@@ -17,7 +17,10 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include <curl/curl.h>
+
 #include "absl/strings/numbers.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -164,11 +167,124 @@ absl::StatusOr<v1::ChatRequest> BuildRequest(const BenchOptions& o, const BenchM
   return req;
 }
 
+// The chat request as an OpenAI chat completion (media as data: URIs), streamed with usage.
+std::string CompletionBody(const v1::ChatRequest& request) {
+  nlohmann::json content = nlohmann::json::array();
+  for (const auto& c : request.conversations(0).messages(0).content()) {
+    if (c.has_image() || c.has_video()) {
+      const v1::Media& m = c.has_image() ? c.image() : c.video();
+      const std::string mime = c.has_image() ? (m.mime_type().empty() ? "image/jpeg" : m.mime_type())
+                                             : "video/x-msvideo";
+      const char* key = c.has_image() ? "image_url" : "video_url";
+      content.push_back({{"type", key},
+                         {key, {{"url", absl::StrCat("data:", mime, ";base64,", absl::Base64Escape(m.data()))}}}});
+    } else {
+      content.push_back({{"type", "text"}, {"text", c.text()}});
+    }
+  }
+  const v1::GenerationParams& g = request.generation();
+  nlohmann::json body = {{"messages", {{{"role", "user"}, {"content", content}}}},
+                         {"max_tokens", g.max_new_tokens()},
+                         {"ignore_eos", g.ignore_eos()},
+                         {"stream", true},
+                         {"stream_options", {{"include_usage", true}}}};
+  if (g.has_temperature()) body["temperature"] = g.temperature();
+  if (g.has_top_p()) body["top_p"] = g.top_p();
+  if (g.has_top_k()) body["top_k"] = g.top_k();
+  if (g.has_seed()) body["seed"] = g.seed();
+  return body.dump();
+}
+
+// Reads Server-Sent Events from a streamed chat completion, timing the token chunks.
+struct SseReader {
+  RequestRecord* rec;
+  Clock::time_point t0, last;
+  bool first = true;
+  std::string pending, error;
+  bool done = false;
+  void Event(const std::string& data) {
+    if (data == "[DONE]") {
+      done = true;
+      return;
+    }
+    const nlohmann::json j = nlohmann::json::parse(data, nullptr, false);
+    if (j.is_discarded()) return;
+    if (j.contains("error")) error = j["error"].value("message", "error");
+    if (j.contains("usage") && j["usage"].is_object()) {
+      rec->output_tokens = j["usage"].value("completion_tokens", 0);
+      rec->prompt_tokens = j["usage"].value("prompt_tokens", 0);
+    }
+    if (!j.contains("choices")) return;
+    for (const auto& c : j["choices"]) {
+      if (!c.contains("delta") || c["delta"].value("content", "").empty()) continue;
+      const auto now = Clock::now();
+      if (first) {
+        rec->ttft_ms = Ms(t0, now);
+        first = false;
+      } else {
+        rec->itl_ms.push_back(Ms(last, now));
+      }
+      last = now;
+    }
+  }
+  void Feed(const char* p, size_t n) {
+    pending.append(p, n);
+    for (size_t end; (end = pending.find("\n\n")) != std::string::npos;) {
+      const std::string event = pending.substr(0, end);
+      pending.erase(0, end + 2);
+      if (event.rfind("data: ", 0) == 0) Event(event.substr(6));
+    }
+  }
+};
+
+RequestRecord RunOneHttp(const std::string& base, const std::string& key,
+                         const v1::ChatRequest& request, BenchKind kind, double deadline_s) {
+  RequestRecord rec;
+  rec.kind = kind;
+  const std::string url = base + "/v1/chat/completions";
+  const std::string body = CompletionBody(request);
+  SseReader sse{&rec};
+  CURL* c = curl_easy_init();
+  struct curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  if (!key.empty()) headers = curl_slist_append(headers, absl::StrCat("Authorization: Bearer ", key).c_str());
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  if (deadline_s > 0) curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(deadline_s * 1000));
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &sse);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, +[](char* p, size_t size, size_t n, void* self) -> size_t {
+    static_cast<SseReader*>(self)->Feed(p, size * n);
+    return size * n;
+  });
+  sse.t0 = Clock::now();
+  const CURLcode rc = curl_easy_perform(c);
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  rec.e2e_ms = Ms(sse.t0, Clock::now());
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(c);
+  if (rc != CURLE_OK) {
+    rec.error = curl_easy_strerror(rc);
+  } else if (status != 200) {
+    rec.error = absl::StrCat("HTTP ", status, ": ", sse.pending.substr(0, 200));
+  } else if (!sse.error.empty()) {
+    rec.error = sse.error;
+  } else if (!sse.done) {
+    rec.error = "the stream ended without [DONE]";
+  } else {
+    rec.ok = true;
+  }
+  return rec;
+}
+
 RequestRecord RunOne(v1::Front::Stub* stub, const v1::ChatRequest& request, BenchKind kind,
-                     double deadline_s) {
+                     double deadline_s, const std::string& key) {
   RequestRecord rec;
   rec.kind = kind;
   ::grpc::ClientContext ctx;
+  if (!key.empty()) ctx.AddMetadata("authorization", absl::StrCat("Bearer ", key));
   if (deadline_s > 0) {
     ctx.set_deadline(std::chrono::system_clock::now() +
                      std::chrono::milliseconds(static_cast<int64_t>(deadline_s * 1000)));
@@ -244,7 +360,8 @@ double RunPhase(const BenchOptions& o, const BenchMedia& media, const std::share
         rec.kind = kinds[i];
         rec.error = req.status().ToString();
       } else {
-        rec = RunOne(stub.get(), *req, kinds[i], o.deadline_s);
+        rec = o.http_url.empty() ? RunOne(stub.get(), *req, kinds[i], o.deadline_s, o.api_key)
+                                 : RunOneHttp(o.http_url, o.api_key, *req, kinds[i], o.deadline_s);
       }
       (*records)[i] = std::move(rec);
       std::lock_guard<std::mutex> lock(progress_mu);
@@ -456,13 +573,14 @@ std::string SweepTable(const std::vector<nlohmann::ordered_json>& points) {
 
 absl::StatusOr<std::vector<nlohmann::ordered_json>> RunBench(
     const BenchOptions& o, const std::function<void(const nlohmann::ordered_json&)>& on_point) {
-  if (o.target.empty()) return absl::InvalidArgumentError("bench: no target");
+  if (o.target.empty() && o.http_url.empty()) return absl::InvalidArgumentError("bench: no target");
   if (o.new_tokens < 1) return absl::InvalidArgumentError("bench: --new-tokens must be >= 1");
   if (o.warmup < 0 || o.requests < 0) return absl::InvalidArgumentError("bench: negative counts");
   auto media = LoadMedia(o);
   if (!media.ok()) return media.status();
-  auto channel = grpc_util::MakeChannel(o.target);
-  if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(30))) {
+  auto channel = grpc_util::MakeChannel(o.http_url.empty() ? o.target : "127.0.0.1:1");
+  if (o.http_url.empty() &&
+      !channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(30))) {
     return absl::UnavailableError(absl::StrCat("bench: cannot connect to ", o.target));
   }
   std::vector<int> points = o.sweep.empty() ? std::vector<int>{o.concurrency} : o.sweep;
@@ -486,7 +604,7 @@ absl::StatusOr<std::vector<nlohmann::ordered_json>> RunBench(
     PointInfo info;
     info.label = o.label;
     info.mode = o.mode;
-    info.target = o.target;
+    info.target = o.http_url.empty() ? o.target : o.http_url;
     info.mix = MediaMixString(o.mix);
     info.concurrency = c;
     info.requests = m;

@@ -1,4 +1,5 @@
-// `smolvlm bench`: a closed-loop load generator for the front (Front.Chat streaming).
+// `smolvlm bench`: a closed-loop load generator for the front (Front.Chat streaming, or the
+// HTTP API's streamed chat completions with --http).
 //
 // N client workers (one thread each, one shared channel) send requests back to back until
 // the point's M requests are done. Requests are drawn deterministically (seed) from a media
@@ -48,6 +49,10 @@ std::string ContentId(absl::string_view bytes);
 
 struct BenchOptions {
   std::string target;                 // the front, HOST:PORT or any gRPC target
+  // The front's HTTP API instead ("http://HOST:PORT"): the same requests as OpenAI chat
+  // completions, streamed as Server-Sent Events; no per-stage timings.
+  std::string http_url;
+  std::string api_key;                // sent as "authorization: Bearer" (gRPC and HTTP)
   std::string mode = "target";        // "target" or "in-process" (reported)
   int concurrency = 1;
   int requests = 0;                   // per point; 0: 4 * concurrency

@@ -10,9 +10,11 @@ namespace smolserve::cli {
 
 absl::StatusOr<ChatOutcome> RunChat(
     const std::string& target, const v1::ChatRequest& request, double deadline_s,
-    const std::function<void(const v1::ChatResponse::Delta&)>& on_delta) {
+    const std::function<void(const v1::ChatResponse::Delta&)>& on_delta,
+    const std::string& api_key) {
   auto stub = v1::Front::NewStub(grpc_util::MakeChannel(target));
   ::grpc::ClientContext ctx;
+  if (!api_key.empty()) ctx.AddMetadata("authorization", "Bearer " + api_key);
   if (deadline_s > 0) {
     ctx.set_deadline(std::chrono::system_clock::now() +
                      std::chrono::milliseconds(static_cast<int64_t>(deadline_s * 1000)));

@@ -16,9 +16,11 @@ struct ChatOutcome {
 };
 
 // Sends `request` and calls `on_delta` for every streamed delta. `deadline_s` <= 0: none.
+// `api_key` (may be empty) goes as "authorization: Bearer <key>".
 absl::StatusOr<ChatOutcome> RunChat(
     const std::string& target, const v1::ChatRequest& request, double deadline_s,
-    const std::function<void(const v1::ChatResponse::Delta&)>& on_delta);
+    const std::function<void(const v1::ChatResponse::Delta&)>& on_delta,
+    const std::string& api_key = "");
 
 // A text table of the per-stage timings.
 std::string TimingTable(const v1::StageTimings& t);

@@ -76,6 +76,8 @@ ABSL_FLAG(bool, media_id, false, "bench: set Media.id to the content's sha256.")
 ABSL_FLAG(bool, processor_no_split, false, "bench: do_image_splitting=false.");
 ABSL_FLAG(std::string, sweep, "", "bench: concurrencies to run in turn (e.g. 1,4,16), then a table.");
 ABSL_FLAG(std::string, label, "", "bench: stored in each point's JSON (e.g. before/after).");
+ABSL_FLAG(std::string, http, "", "bench: the front's HTTP API (http://HOST:PORT) instead of --target (gRPC).");
+ABSL_FLAG(std::string, api_key, "", "chat, bench: API key (sent as authorization: Bearer).");
 
 namespace smolserve::cli {
 namespace {
@@ -223,7 +225,8 @@ int Chat() {
                            std::fputs(d.text().c_str(), stdout);
                            if (n > 1) std::fputs("\n", stdout);
                            std::fflush(stdout);
-                         });
+                         },
+                         absl::GetFlag(FLAGS_api_key));
   if (!outcome.ok()) return Fail(outcome.status());
   if (stream) std::printf("\n");
   for (const auto& c : outcome->result.choices()) {
@@ -413,6 +416,7 @@ int Bench() {
   }
   if (o.concurrency < 1) return Fail(absl::InvalidArgumentError("--concurrency must be >= 1"));
   o.label = absl::GetFlag(FLAGS_label);
+  o.api_key = absl::GetFlag(FLAGS_api_key);
   o.deadline_s = absl::GetFlag(FLAGS_deadline_s);
   GenerationParams generation;
   generation.temperature = 0.0;  // greedy unless the generation flags say otherwise
@@ -441,7 +445,8 @@ int Bench() {
     o.extra["stage_threads"] = stages->threads();
   } else {
     o.target = absl::GetFlag(FLAGS_target);
-    o.mode = "target";
+    o.http_url = absl::GetFlag(FLAGS_http);
+    o.mode = o.http_url.empty() ? "target" : "http";
   }
 
   const std::string out_path = absl::GetFlag(FLAGS_out);

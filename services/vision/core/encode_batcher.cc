@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/status/retry_after.h"
 
 namespace smolserve::vision {
 namespace {
@@ -231,10 +232,12 @@ absl::Status EncodeBatcher::Submit(EncodeJob job, EncodeCallback done) {
     if (static_cast<int64_t>(queue_.size()) >= options_.max_queued_requests ||
         queued_tiles_ + misses > options_.max_queued_tiles) {
       ++stats_.requests_rejected;
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "vision: queue full (", queue_.size(), " requests, ", queued_tiles_,
-          " tiles waiting; limits ", options_.max_queued_requests, " requests, ",
-          options_.max_queued_tiles, " tiles)"));
+      // A refusal for load: the caller may retry (on another replica) shortly.
+      return WithRetryAfter(absl::ResourceExhaustedError(absl::StrCat(
+                                "vision: queue full (", queue_.size(), " requests, ", queued_tiles_,
+                                " tiles waiting; limits ", options_.max_queued_requests,
+                                " requests, ", options_.max_queued_tiles, " tiles)")),
+                            500);
     }
     ++stats_.requests_submitted;
     stats_.cache_hit_tiles += r->cached;

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc/status_util.h"
 #include "common/grpc/tensor_proto.h"
+#include "nlohmann/json.hpp"
 
 namespace smolserve::vision {
 namespace {
@@ -31,29 +32,36 @@ struct Call {
   bool started = false;
 };
 
-// The JSON log line and the answer.
+// The JSON log line (built with a JSON library, bounded) and the answer.
 void Reply(const Call& call, absl::Status status) {
-  std::fprintf(stderr,
-               "{\"stage\":\"vision\",\"rpc\":\"Encode\",\"peer\":\"%s\",\"tiles\":%u,"
-               "\"cached_tiles\":%u,\"request_bytes\":%zu,\"response_bytes\":%zu,"
-               "\"queue_ms\":%.1f,\"encode_ms\":%.1f,\"total_ms\":%.1f,\"status\":\"%s\"}\n",
-               call.context->peer().c_str(), call.response->tiles(),
-               call.response->cached_tiles(), call.request->pixel_values().data().size(),
-               call.response->image_hidden_states().data().size(), call.response->queue_ms(),
-               call.response->encode_ms(), Ms(call.received, Clock::now()),
-               absl::StatusCodeToString(status.code()).c_str());
-  if (!status.ok()) {
-    status = absl::Status(status.code(), absl::StrCat(absl::StartsWith(status.message(), "vision:")
-                                                          ? ""
-                                                          : "vision: ",
-                                                      status.message()));
+  nlohmann::ordered_json line = {
+      {"stage", "vision"},
+      {"rpc", "Encode"},
+      {"peer", call.context->peer().substr(0, 64)},
+      {"tiles", call.response->tiles()},
+      {"cached_tiles", call.response->cached_tiles()},
+      {"request_bytes", call.request->pixel_values().data().size()},
+      {"response_bytes", call.response->image_hidden_states().data().size()},
+      {"queue_ms", call.response->queue_ms()},
+      {"encode_ms", call.response->encode_ms()},
+      {"total_ms", Ms(call.received, Clock::now())},
+      {"status", absl::StatusCodeToString(status.code())}};
+  if (!status.ok()) line["error"] = std::string(status.message().substr(0, 512));
+  std::fprintf(stderr, "%s\n",
+               line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  if (!status.ok() && !absl::StartsWith(status.message(), "vision:")) {
+    absl::Status prefixed(status.code(), absl::StrCat("vision: ", status.message()));
+    status.ForEachPayload([&](absl::string_view url, const absl::Cord& p) { prefixed.SetPayload(url, p); });
+    status = std::move(prefixed);
   }
+  grpc_util::AddRetryAfterTrailer(status, call.context);
   call.reactor->Finish(grpc_util::ToGrpcStatus(status));
 }
 
-// Request proto -> job tensors (INVALID_ARGUMENT / RESOURCE_EXHAUSTED on bad or oversized input).
-absl::Status ParseRequest(const v1::EncodeRequest& request, int64_t max_tiles, EncodeJob* job,
-                          int64_t* tiles_out) {
+}  // namespace
+
+absl::Status ParseEncodeRequest(const v1::EncodeRequest& request, int64_t max_tiles,
+                                int64_t max_tile_side, EncodeJob* job, int64_t* tiles_out) {
   auto pixels = grpc_util::TensorFromProto(request.pixel_values(), "pixel_values");
   if (!pixels.ok()) return pixels.status();
   if (pixels->scalar_type() != at::kFloat) {
@@ -61,6 +69,11 @@ absl::Status ParseRequest(const v1::EncodeRequest& request, int64_t max_tiles, E
   }
   if (pixels->dim() != 4 && pixels->dim() != 5) {
     return absl::InvalidArgumentError("pixel_values must be [N,3,H,W] or [B,N,3,H,W]");
+  }
+  if (pixels->size(-1) > max_tile_side || pixels->size(-2) > max_tile_side) {
+    return absl::InvalidArgumentError(absl::StrCat("tiles of ", pixels->size(-2), "x",
+                                                   pixels->size(-1), " are over this stage's limit of ",
+                                                   max_tile_side, "x", max_tile_side));
   }
   const int64_t per_tile = pixels->size(-1) * pixels->size(-2) * pixels->size(-3);
   if (per_tile == 0) return absl::InvalidArgumentError("pixel_values has an empty tile dimension");
@@ -78,8 +91,6 @@ absl::Status ParseRequest(const v1::EncodeRequest& request, int64_t max_tiles, E
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 VisionService::VisionService(const VisionServiceOptions& options, metrics::StageMetrics* metrics)
     : options_(options), metrics_(metrics) {}
@@ -107,6 +118,8 @@ absl::Status VisionService::SetModel(std::unique_ptr<VisionModel> model,
     m->vision_encode->Observe(batch.encode_ms / 1e3);
   });
   if (!batcher.ok()) return batcher.status();
+  max_tile_side_ = options_.max_tile_side > 0 ? options_.max_tile_side
+                                              : model->config().vision.image_size;
   model_ = std::move(model);
   batcher_ = *std::move(batcher);
   ready_.store(true, std::memory_order_release);
@@ -135,7 +148,8 @@ void VisionService::Shutdown() {
   call->received = Clock::now();
 
   EncodeJob job;
-  if (absl::Status s = ParseRequest(*request, options_.max_tiles_per_request, &job, &call->tiles);
+  if (absl::Status s = ParseEncodeRequest(*request, options_.max_tiles_per_request,
+                                          max_tile_side_, &job, &call->tiles);
       !s.ok()) {
     metrics_->RecordFailure(s.code());
     Reply(*call, std::move(s));

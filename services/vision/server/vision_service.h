@@ -21,11 +21,20 @@ struct VisionServiceOptions {
   int max_queue = 16;                  // requests waiting for the encoder
   int64_t max_queued_tiles = 1024;     // tiles waiting for the encoder
   int64_t max_tiles_per_request = 1024;
+  // Largest tile side accepted, pixels (attention memory grows with (side/patch)^4); 0: the
+  // model's own tile size (vision_config.image_size).
+  int64_t max_tile_side = 0;
   int threads = 2;                     // LibTorch intra-op threads of the encoder worker
   int64_t max_batch_tiles = 8;         // most tiles in one model call
   double batch_wait_ms = 5;            // wait for more tiles after the oldest request arrived
   int64_t embedding_cache_bytes = int64_t{512} << 20;  // 0: no cache
 };
+
+// Request proto -> job tensors, the checks Encode makes before the batcher's (TensorFromProto,
+// float32 [N,3,H,W] or [B,N,3,H,W], tile side, tile count): INVALID_ARGUMENT /
+// RESOURCE_EXHAUSTED on bad or oversized input. Sets *tiles_out to the number of tiles.
+absl::Status ParseEncodeRequest(const v1::EncodeRequest& request, int64_t max_tiles,
+                                int64_t max_tile_side, EncodeJob* job, int64_t* tiles_out);
 
 class VisionService final : public v1::Vision::CallbackService {
  public:
@@ -49,6 +58,7 @@ class VisionService final : public v1::Vision::CallbackService {
   std::unique_ptr<VisionModel> model_;
   std::unique_ptr<EncodeBatcher> batcher_;
   std::atomic<bool> ready_{false};
+  int64_t max_tile_side_ = 0;  // set with the model, before ready_
   std::mutex shutdown_mu_;
   bool shut_down_ = false;
 };
