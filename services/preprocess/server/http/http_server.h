@@ -12,8 +12,11 @@
 //  - the response: a client that stops reading is dropped after write_timeout, or when more
 //    than max_pending_write_bytes wait for it.
 // A client that closes its connection while its request is being answered is noticed at
-// once (a read stays pending on the socket), and the Responder's OnClose callback runs, so
-// the work for it can be cancelled.
+// once (a read stays pending on the socket), and the Responder's OnClose callbacks run, so
+// the work for it can be cancelled. (Not for a client that pipelines, i.e. sends its next
+// request before this answer ended: that request is kept for later and no read is pending.)
+// HEAD requests get the header only; HTTP/1.0 clients get streams unchunked, ended by the
+// connection's close.
 //
 // Threads: `io_threads` threads run all socket work; the Handler runs on them and must not
 // block (it hands long work to its own threads). Responder methods may be called from any
@@ -49,20 +52,24 @@ struct HttpRequest {
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 // Answers one request: Respond once, or StartStream, Write*, End. Destroyed without an
-// answer, it answers 500. Thread-safe.
+// answer, it answers 500; destroyed in the middle of a stream (no End), the connection is
+// closed after what was written, so that the client sees an incomplete answer. Thread-safe:
+// nothing is ever queued after End, whichever threads call.
 class Responder {
  public:
   virtual ~Responder() = default;
   virtual void Respond(int status, const std::string& content_type, std::string body,
                        Headers headers = {}) = 0;
   virtual void StartStream(int status, const std::string& content_type, Headers headers = {}) = 0;
-  // Queues a piece of the stream; false once the client is gone (or too slow to keep up).
+  // Queues a piece of the stream; false once the client is gone (or too slow to keep up), or
+  // the server is. An empty piece is no chunk (it would end the stream): true, nothing sent.
   virtual bool Write(std::string data) = 0;
   virtual void End() = 0;
   // True once the client went away (closed, a write failed or timed out) before the end.
   virtual bool closed() const = 0;
-  // Runs `fn` once when the client goes away before the answer ended (at once if it already
-  // has), on an I/O thread: it must be short.
+  // Runs `fn` once when the client goes away before the answer ended (at once, on the
+  // caller's thread, if it already has), on an I/O thread: it must be short. Never once the
+  // answer ended. Each call adds one. Stop closing a connection counts as going away.
   virtual void OnClose(std::function<void()> fn) = 0;
 };
 
@@ -100,8 +107,11 @@ class HttpServer {
   ~HttpServer();  // Stop(absl::ZeroDuration())
 
   int port() const;
-  // Stops accepting; waits up to `grace` for the requests being answered, then closes every
-  // connection and joins the I/O threads. Idempotent.
+  // Stops accepting (a connection attempted after Stop returns is refused); waits up to
+  // `grace` for the requests being answered (requests that arrive meanwhile on open
+  // connections are answered 503, answers end with "Connection: close"), then closes every
+  // connection (OnClose runs for what is still answered) and joins the I/O threads.
+  // Idempotent; not to be called from a handler or an OnClose callback.
   void Stop(absl::Duration grace);
   int64_t connections() const;
   int64_t requests_in_flight() const;
