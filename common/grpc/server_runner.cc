@@ -142,6 +142,20 @@ absl::StatusOr<std::shared_ptr<::grpc::Channel>> MakeChannel(const std::string& 
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  if (options.retries) {
+    // A streaming call commits (is no longer retried) once its first message arrives, which
+    // for Generate is the first token: a generation is never run twice.
+    args.SetServiceConfigJSON(R"({"methodConfig": [{
+        "name": [{"service": "smolserve.v1.Vision", "method": "Encode"},
+                 {"service": "smolserve.v1.Decoder", "method": "Generate"}],
+        "retryPolicy": {"maxAttempts": 2, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
+                        "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]})");
+    // The request is kept until the call commits so that it can be sent again (pixel tiles
+    // are megabytes).
+    args.SetInt(GRPC_ARG_PER_RPC_RETRY_BUFFER_SIZE, options.max_message_bytes);
+  } else {
+    args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  }
   if (!options.tls.enabled()) {
     return ::grpc::CreateCustomChannel(target, ::grpc::InsecureChannelCredentials(), args);
   }

@@ -64,6 +64,10 @@ class ServerRunner {
 struct ChannelOptions {
   int max_message_bytes = 256 << 20;
   TlsFiles tls;  // empty: plaintext
+  // Retry policy of the stages' idempotent calls: a Vision.Encode, or a Decoder.Generate that
+  // has not sent its first token yet, that fails with UNAVAILABLE (a replica killed, restarted
+  // or still loading) is tried once more, on the next replica of the round robin.
+  bool retries = true;
 };
 
 // Client channel arguments matching the servers' message limits, round-robin balancing

@@ -1,6 +1,7 @@
 #include "common/grpc/tensor_proto.h"
 
 #include <cstring>
+#include <limits>
 
 #include <ATen/ATen.h>
 
@@ -62,13 +63,19 @@ absl::StatusOr<at::Tensor> TensorFromProto(const v1::Tensor& proto, absl::string
     numel *= d;
     shape.push_back(d);
   }
-  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(*st));
-  const size_t nbytes = static_cast<size_t>(numel) * t.element_size();
+  // The byte count is checked before allocating: a few bytes of proto must not make the
+  // stage allocate max_elements elements.
+  const size_t element_size = c10::elementSize(*st);
+  if (static_cast<uint64_t>(numel) > std::numeric_limits<size_t>::max() / element_size) {
+    return absl::ResourceExhaustedError(absl::StrCat(what, ": ", numel, " elements is too large"));
+  }
+  const size_t nbytes = static_cast<size_t>(numel) * element_size;
   if (proto.data().size() != nbytes) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": ", proto.data().size(),
                                                    " bytes for ", numel, " elements (expected ",
                                                    nbytes, ")"));
   }
+  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(*st));
   if (nbytes > 0) std::memcpy(t.data_ptr(), proto.data().data(), nbytes);
   return t;
 }

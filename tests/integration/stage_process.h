@@ -30,6 +30,7 @@ class StageProcess {
   // Lines of the log containing `needle`.
   int CountLogLines(const std::string& needle) const;
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
 
  private:
   std::string name_, binary_;

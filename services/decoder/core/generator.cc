@@ -10,6 +10,7 @@
 #include <c10/util/Exception.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/status/exception_status.h"
 #include "common/status/status_macros.h"
 
 namespace smolserve::decoder {
@@ -173,8 +174,8 @@ absl::StatusOr<GenerateResult> Generator::Generate(const GenerateRequest& reques
           logits.size(0) != B || logits.size(1) != V) {
         return absl::InternalError("unexpected logits layout");
       }
-    } catch (const c10::Error& e) {
-      return absl::InternalError(e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      return StatusFromException(e, "generation");
     }
     float* base = logits.data_ptr<float>();
     bool cancel_all = false;

@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/model/linear.h"
+#include "common/status/exception_status.h"
 #include "common/status/status_macros.h"
 #include "services/decoder/core/decode_kernels.h"
 
@@ -30,16 +31,8 @@ auto Guarded(absl::string_view what, Fn&& fn) -> decltype(fn()) {
   try {
     c10::InferenceMode guard;
     return fn();
-  } catch (const c10::Error& e) {
-    const std::string msg = e.what_without_backtrace();
-    if (msg.find("can't allocate memory") != std::string::npos) {
-      return absl::ResourceExhaustedError(absl::StrCat(what, ": ", msg));
-    }
-    return absl::InternalError(absl::StrCat(what, ": ", msg));
-  } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError(absl::StrCat(what, ": out of memory"));
   } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat(what, ": ", e.what()));
+    return StatusFromException(e, what);
   }
 }
 

@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc/generation_proto.h"
+#include "common/grpc/raw_proto.h"
 #include "common/grpc/server_stream.h"
 #include "common/grpc/status_util.h"
 #include "common/grpc/tensor_proto.h"
@@ -110,11 +111,14 @@ BatchEngineStats DecoderService::engine_stats() const {
   return engine_ != nullptr ? engine_->stats() : BatchEngineStats{};
 }
 
-::grpc::ServerWriteReactor<v1::GenerateResponse>* DecoderService::Generate(
-    ::grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
-  auto [reactor, stream] = grpc_util::ServerStream<v1::GenerateResponse>::Create();
+::grpc::ServerWriteReactor<::grpc::ByteBuffer>* DecoderService::Generate(
+    ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* raw) {
+  auto [reactor, stream] = grpc_util::ServerStream<::grpc::ByteBuffer>::Create();
   auto state = std::make_shared<CallState>();
   state->received = Clock::now();
+  v1::GenerateRequest parsed;
+  const absl::Status parse = grpc_util::ParseRequest(*raw, &parsed, "decoder");
+  const v1::GenerateRequest* request = &parsed;
   state->request_id = request->request_id();
   state->peer = context->peer();
   state->prompt_tokens = request->input_ids_size();
@@ -125,6 +129,11 @@ BatchEngineStats DecoderService::engine_stats() const {
     grpc_util::AddRetryAfterTrailer(out, context);
     stream->Finish(grpc_util::ToGrpcStatus(out));
   };
+  if (!parse.ok()) {
+    m->RecordFailure(parse.code());
+    finish(parse, 0);
+    return reactor;
+  }
   if (!ready_.load()) {
     m->RecordFailure(absl::StatusCode::kUnavailable);
     finish(WithRetryAfter(absl::UnavailableError("model is loading"), 1000), 0);
@@ -176,7 +185,7 @@ BatchEngineStats DecoderService::engine_stats() const {
     }
     msg.mutable_token_ids()->Add(delta.token_ids.begin(), delta.token_ids.end());
     msg.set_text(std::move(delta.text));
-    stream->Push(std::move(msg));
+    stream->Push(grpc_util::Serialize(msg));
   };
   cb.on_done = [state, stream = stream, m, finish](absl::StatusOr<GenerationOutcome> result) {
     if (state->started != Clock::time_point()) {
@@ -200,7 +209,7 @@ BatchEngineStats DecoderService::engine_stats() const {
     last.set_queue_ms(result->queue_ms);
     last.set_prefill_ms(result->prefill_ms);
     last.set_decode_ms(result->decode_ms);
-    stream->Push(std::move(last));
+    stream->Push(grpc_util::Serialize(last));
     m->prompt_tokens->Increment(static_cast<double>(result->prompt_tokens));
     m->RecordSuccess(std::string(FinishReasonName(result->finish_reason)));
     finish(absl::OkStatus(), result->prefill_ms);

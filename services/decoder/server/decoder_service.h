@@ -28,7 +28,10 @@ struct DecoderServiceOptions {
   DecoderLimits limits;                  // max_new_tokens, stop strings, prompt length
 };
 
-class DecoderService final : public v1::Decoder::CallbackService {
+// Requests arrive as raw bytes (common/grpc/raw_proto.h): one that does not parse is
+// INVALID_ARGUMENT with a message.
+class DecoderService final
+    : public v1::Decoder::WithRawCallbackMethod_Generate<v1::Decoder::CallbackService> {
  public:
   // `metrics` must outlive the service.
   DecoderService(const DecoderServiceOptions& options, metrics::StageMetrics* metrics);
@@ -40,8 +43,8 @@ class DecoderService final : public v1::Decoder::CallbackService {
   void Shutdown();
   BatchEngineStats engine_stats() const;
 
-  ::grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(
-      ::grpc::CallbackServerContext* context, const v1::GenerateRequest* request) override;
+  ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* Generate(
+      ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* raw) override;
 
  private:
   DecoderServiceOptions options_;

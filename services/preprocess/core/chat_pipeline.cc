@@ -13,6 +13,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/blocking_counter.h"
+#include "common/status/exception_status.h"
+#include "common/status/retry_after.h"
 #include "common/status/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -36,6 +38,30 @@ absl::Status WithStage(const absl::Status& s, absl::string_view stage) {
     out.SetPayload(url, payload);
   });
   return out;
+}
+
+// Waits up to `d`, returning early when the request is cancelled.
+void SleepUnlessCancelled(absl::Duration d, const CallContext& ctx) {
+  const absl::Time end = absl::Now() + d;
+  while (!ctx.cancelled() && absl::Now() < end) {
+    absl::SleepFor(std::min(absl::Milliseconds(20), end - absl::Now()));
+  }
+}
+
+// Runs `call` again while a stage refuses it for load (a status with a retry hint), nothing
+// was streamed yet, and the deadline leaves time: at most every hint x 2^attempt (capped).
+template <typename Fn>
+auto RetryOnOverload(bool enabled, const CallContext& ctx, const bool* streamed, Fn&& call)
+    -> decltype(call()) {
+  for (int attempt = 0;; ++attempt) {
+    auto result = call();
+    if (result.ok() || !enabled || (streamed != nullptr && *streamed)) return result;
+    const std::optional<int64_t> hint = RetryAfterMs(result.status());
+    if (!hint.has_value() || ctx.cancelled()) return result;
+    const absl::Duration wait = absl::Milliseconds(std::max<int64_t>(*hint, 50)) * (1 << std::min(attempt, 4));
+    if (absl::Now() + wait >= ctx.deadline) return result;
+    SleepUnlessCancelled(wait, ctx);
+  }
 }
 
 std::string Truncated(absl::string_view s, size_t n) {
@@ -126,8 +152,11 @@ absl::StatusOr<ChatResult> ChatPipeline::Run(const ChatRequest& request, const C
     } else {
       shared.batch = *std::move(batch);
       RunConversations(request, ctx, shared);
+      // The request fails as a whole only when no conversation finished.
+      bool any_ok = false;
+      for (const Conversation& c : shared.conversations) any_ok = any_ok || c.status.ok();
       for (const Conversation& c : shared.conversations) {
-        if (!c.status.ok()) {
+        if (!c.status.ok() && !any_ok) {
           status = c.status;
           break;
         }
@@ -220,7 +249,9 @@ absl::StatusOr<at::Tensor> ChatPipeline::ConversationEmbeddings(int b, const Cha
     const at::Tensor mask = batch.pixel_attention_mask[b].narrow(0, 0, n_encode);
     CallContext call = ctx.call;
     const auto v0 = Clock::now();
-    absl::StatusOr<EncodeOutcome> encoded = vision_->Encode(pixels, mask, call);
+    const bool batch_retries = shared.batch.input_ids.size() > 1;
+    absl::StatusOr<EncodeOutcome> encoded = RetryOnOverload(
+        batch_retries, call, nullptr, [&] { return vision_->Encode(pixels, mask, call); });
     conv.vision_ms = Ms(v0, Clock::now());
     if (!encoded.ok()) return WithStage(encoded.status(), "vision");
     conv.embedding_bytes = encoded->wire_bytes;
@@ -264,9 +295,8 @@ absl::StatusOr<at::Tensor> ChatPipeline::ConversationEmbeddings(int b, const Cha
       }
     }
     return at::cat(parts, 0);
-  } catch (const c10::Error& e) {
-    return absl::InternalError(
-        absl::StrCat("preprocess: assembling image embeddings: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return StatusFromException(e, "preprocess: assembling image embeddings");
   }
 }
 
@@ -290,7 +320,9 @@ void ChatPipeline::RunConversation(int b, const ChatRequest& request, const Chat
   if (request.distinct_seeds && call.generation.seed) *call.generation.seed += b;
   CallContext cc = ctx.call;
   if (shared.batch.input_ids.size() > 1) cc.request_id = absl::StrCat(cc.request_id, "/", b);
+  bool streamed = false;
   auto on_delta = [&](const TokenDelta& d) {
+    streamed = true;
     conv.choice.text += d.text;
     conv.choice.token_ids.insert(conv.choice.token_ids.end(), d.token_ids.begin(), d.token_ids.end());
     if (d.text.empty() && d.token_ids.empty()) return;
@@ -303,7 +335,9 @@ void ChatPipeline::RunConversation(int b, const ChatRequest& request, const Chat
     }
     (*shared.sink)(b, d);
   };
-  absl::StatusOr<GenerationOutcome> outcome = decoder_->Generate(call, cc, on_delta);
+  const bool batch_retries = shared.batch.input_ids.size() > 1;
+  absl::StatusOr<GenerationOutcome> outcome = RetryOnOverload(
+      batch_retries, cc, &streamed, [&] { return decoder_->Generate(call, cc, on_delta); });
   if (!outcome.ok()) {
     conv.status = WithStage(outcome.status(), "decoder");
     return;
@@ -324,6 +358,7 @@ ChatResult ChatPipeline::Assemble(const ChatContext& ctx, Shared& shared) const 
   t.preprocess_ms = shared.preprocess_ms;
   t.tiles = shared.batch.num_real_tiles();
   for (Conversation& c : shared.conversations) {
+    c.choice.status = c.status;
     t.vision_ms = std::max(t.vision_ms, c.vision_ms);
     t.prefill_ms = std::max(t.prefill_ms, c.prefill_ms);
     t.decode_ms = std::max(t.decode_ms, c.decode_ms);
@@ -350,7 +385,11 @@ void ChatPipeline::Record(const ChatRequest& request, const ChatContext& ctx, co
     metrics_->embedding_bytes_received->Increment(static_cast<double>(t.embedding_bytes));
     if (status.ok()) {
       for (const ChatChoice& c : result->choices) {
-        metrics_->RecordSuccess(std::string(FinishReasonName(c.finish_reason)));
+        if (c.status.ok()) {
+          metrics_->RecordSuccess(std::string(FinishReasonName(c.finish_reason)));
+        } else {
+          metrics_->RecordFailure(c.status.code());
+        }
       }
     } else {
       metrics_->RecordFailure(status.code());
@@ -381,6 +420,9 @@ void ChatPipeline::Record(const ChatRequest& request, const ChatContext& ctx, co
       {"status", absl::StatusCodeToString(status.code())},
   };
   if (!status.ok()) line["error"] = Truncated(status.message(), 512);
+  int failed = 0;
+  for (const ChatChoice& c : result->choices) failed += !c.status.ok();
+  if (status.ok() && failed > 0) line["failed_conversations"] = failed;
   const std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::fprintf(stderr, "%s\n", text.c_str());
 }

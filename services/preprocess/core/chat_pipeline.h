@@ -7,7 +7,11 @@
 //
 // Conversations of a batch run concurrently on a bounded pool shared by all requests (the
 // calling thread runs one, and any the pool refuses); their deltas reach the sink one at a
-// time. Cancellation and the deadline (ChatContext) reach every downstream call.
+// time. Cancellation and the deadline (ChatContext) reach every downstream call. A single
+// conversation refused by a stage for load fails at once (the client is told to retry);
+// the conversations of a batch, once it runs, retry such refusals (honouring the stage's
+// retry hint, within the deadline) so that a batch is not lost half way, and a batch whose
+// conversations partly fail still returns the answers of those that finished.
 //
 // Threads: Run and Validate may be called from any number of threads at once.
 #ifndef SMOLSERVE_SERVICES_PREPROCESS_CORE_CHAT_PIPELINE_H_
@@ -41,6 +45,8 @@ struct ChatUsage {
 
 struct ChatChoice {
   int index = 0;  // conversation
+  // Not OK: this conversation of a batch failed (the others' answers are still delivered).
+  absl::Status status;
   std::string text;
   std::vector<int32_t> token_ids;
   FinishReason finish_reason = FinishReason::kLength;
@@ -103,7 +109,8 @@ class ChatPipeline {
 
   // Validate, then the whole flow. Errors carry the stage that failed ("preprocess: image 0
   // (...): ...", "vision: ...", "decoder: ...") and its code; CANCELLED when ctx.call.cancel
-  // was raised.
+  // was raised. A result is returned when at least one conversation finished; the choices of
+  // those that failed carry their status.
   absl::StatusOr<ChatResult> Run(const ChatRequest& request, const ChatContext& ctx,
                                  const DeltaSink& sink) const;
 

@@ -3,6 +3,9 @@
 #define SMOLSERVE_SERVICES_PREPROCESS_CORE_LIMITS_H_
 
 #include <cstdint>
+#include <functional>
+
+#include "absl/status/status.h"
 
 namespace smolserve::preprocess {
 
@@ -27,6 +30,21 @@ struct MediaLimits {
   int max_video_sampled_frames = 64;
   // Prompt length after placeholder expansion, tokens per conversation.
   int max_prompt_tokens = 8192;
+  // Pixels decoded for one request, every image and every decoded video frame together
+  // (width * height each; video decoding counts every frame it decodes, sampled or not):
+  // bounds the CPU a request can cost. Checked from headers and while decoding.
+  int64_t max_decoded_pixels_per_request = 2'000'000'000;
+  // Tiles and frames of one request (bounds the pixel tensors it allocates).
+  int max_tiles_per_request = 256;
+  // Caps on what a request may ask of the processor: the tile side (max_image_size; 0: the
+  // model's own) and the resize target (size.longest_edge).
+  int max_tile_side = 0;
+  int max_longest_edge = 4096;
+  double max_video_fps = 30;
+
+  // Per request, set by the preprocessor on its own copy: checked inside the decode loops;
+  // a non-OK status (the request's deadline passed, its client went away) stops decoding.
+  std::function<absl::Status()> interrupt;
 };
 
 }  // namespace smolserve::preprocess

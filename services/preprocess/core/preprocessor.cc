@@ -1,6 +1,7 @@
 #include "services/preprocess/core/preprocessor.h"
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstring>
 
@@ -8,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/status/retry_after.h"
 #include "common/status/status_macros.h"
 #include "services/preprocess/core/image/image_decode.h"
 #include "services/preprocess/core/image/image_processor.h"
@@ -99,6 +101,43 @@ absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& reques
   return Prepare(request, options_.media_access, MediaLookup());
 }
 
+namespace {
+
+// What a request may ask of the processor, against the server's caps (the model's own tile
+// size unless configured). INVALID_ARGUMENT naming the option.
+absl::Status CheckRequestCaps(const ProcessorOverrides& o, const MediaLimits& l,
+                              const ProcessorConfig& config) {
+  const int tile_cap = l.max_tile_side > 0 ? l.max_tile_side : config.max_image_size;
+  if (o.max_image_size && *o.max_image_size > tile_cap) {
+    return absl::InvalidArgumentError(absl::StrCat("processor.max_image_size ", *o.max_image_size,
+                                                   " is over this server's limit of ", tile_cap));
+  }
+  if (o.longest_edge && *o.longest_edge > l.max_longest_edge) {
+    return absl::InvalidArgumentError(absl::StrCat("processor.size.longest_edge ", *o.longest_edge,
+                                                   " is over this server's limit of ",
+                                                   l.max_longest_edge));
+  }
+  if (o.video_fps && !(std::isfinite(*o.video_fps) && *o.video_fps > 0 &&
+                       *o.video_fps <= l.max_video_fps)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("processor.video.fps must be in (0, ", l.max_video_fps, "]"));
+  }
+  if (o.video_skip_secs && !(std::isfinite(*o.video_skip_secs) && *o.video_skip_secs >= 0 &&
+                             *o.video_skip_secs <= l.max_video_duration_s)) {
+    return absl::InvalidArgumentError("processor.video.skip_secs must be a finite number >= 0");
+  }
+  for (const auto& [name, v] : {std::pair<const char*, std::optional<int>>{"max_frames", o.video_max_frames},
+                                {"num_frames", o.video_num_frames}}) {
+    if (v && (*v < 1 || *v > l.max_video_sampled_frames)) {
+      return absl::InvalidArgumentError(absl::StrCat("processor.video.", name, " must be in [1, ",
+                                                     l.max_video_sampled_frames, "]"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& request,
                                                     const MediaAccess& access) const {
   return Prepare(request, access, MediaLookup());
@@ -142,6 +181,7 @@ absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& reques
                                                  " is not supported (only 1, LANCZOS)"));
   }
   RETURN_IF_ERROR(ValidateImageProcessorOptions(image_options));
+  RETURN_IF_ERROR(CheckRequestCaps(over, limits, config_));
   VideoOptions video_options;
   video_options.sampling.fps = over.video_fps.value_or(config_.video_fps);
   video_options.sampling.max_frames = over.video_max_frames.value_or(config_.video_max_frames);
@@ -181,6 +221,15 @@ absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& reques
   batch.image_seq_len = S;
   const int B = static_cast<int>(request.conversations.size());
   std::vector<std::vector<MediaResult>> media(B);
+  // This request's decoding: the pixel budget it draws on, and when to stop (its deadline,
+  // its client gone).
+  MediaLimits budget = limits;
+  budget.interrupt = [&access]() -> absl::Status {
+    if (absl::Now() > access.deadline) return absl::DeadlineExceededError("deadline exceeded while decoding media");
+    if (access.cancelled && access.cancelled()) return absl::CancelledError("cancelled");
+    return absl::OkStatus();
+  };
+  int tiles = 0;
 
   // Decode and process every media item (or take what the lookup kept of it).
   int media_index = 0;
@@ -225,11 +274,15 @@ absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& reques
           r.info.first_tile = -1;
           for (const auto& [m, sec] : r.info.timestamps) r.timestamps.push_back({m, sec});
         } else if (is_image) {
+          RETURN_IF_ERROR(Annotate(budget.interrupt(), what));
           ImageDecodeOptions decode_options;
           decode_options.convert_to_rgb = !keep_mode;
           decode_options.limits = limits;
+          decode_options.limits.max_image_pixels =
+              std::min(limits.max_image_pixels, budget.max_decoded_pixels_per_request);
           auto image = DecodeImage(*bytes, decode_options);
           if (!image.ok()) return Annotate(image.status(), what);
+          budget.max_decoded_pixels_per_request -= static_cast<int64_t>(image->width) * image->height;
           auto processed = ProcessImage(*image, image_options);
           if (!processed.ok()) return Annotate(processed.status(), what);
           r.info.kind = MediaInfo::Kind::kImage;
@@ -240,8 +293,9 @@ absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& reques
           r.arrays = std::move(processed->tiles);
           r.formula = NormalizeFormula::kImage;
         } else {
-          auto video = ProcessVideo(*bytes, video_options, limits);
+          auto video = ProcessVideo(*bytes, video_options, budget);
           if (!video.ok()) return Annotate(video.status(), what);
+          budget.max_decoded_pixels_per_request -= video->decoded_pixels;
           r.info.kind = MediaInfo::Kind::kVideo;
           r.info.source_height = video->metadata.height;
           r.info.source_width = video->metadata.width;
@@ -264,6 +318,11 @@ absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& reques
           }
         }
         if (!r.info.from_cache) r.info.num_tiles = static_cast<int>(r.arrays.size());
+        tiles += r.info.num_tiles;
+        if (tiles > limits.max_tiles_per_request) {
+          return absl::ResourceExhaustedError(absl::StrCat(
+              what, ": the request has more than ", limits.max_tiles_per_request, " tiles and frames"));
+        }
         r.info.conversation = b;
         r.info.keys = keys;
         r.info.decode_ms = MsSince(start);
@@ -338,6 +397,18 @@ absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& reques
     n_max = std::max(n_max, n);
   }
   if (n_max > 0) {
+    if (options_.media_budget != nullptr) {
+      const int64_t bytes = static_cast<int64_t>(B) * n_max * T * T * (3 * sizeof(float) + 1);
+      std::unique_ptr<ByteBudget::Reservation> r = options_.media_budget->TryReserve(bytes);
+      if (r == nullptr) {
+        return WithRetryAfter(
+            absl::ResourceExhaustedError(absl::StrCat(
+                "the front is busy: its media memory is in use (", options_.media_budget->in_use() >> 20,
+                " of ", options_.media_budget->max_bytes() >> 20, " MiB); retry shortly")),
+            1000);
+      }
+      batch.media_reservation = std::move(r);
+    }
     batch.pixel_values = at::zeros({B, n_max, 3, T, T}, at::kFloat);
     batch.pixel_attention_mask = at::zeros({B, n_max, T, T}, at::kByte);
     NormalizeParams params;

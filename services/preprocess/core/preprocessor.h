@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "services/preprocess/core/chat_template.h"
 #include "common/cache/sha256.h"
+#include "common/concurrency/byte_budget.h"
 #include "services/preprocess/core/limits.h"
 #include "services/preprocess/core/media_info.h"
 #include "services/preprocess/core/media_source.h"
@@ -34,6 +35,10 @@ namespace smolserve::preprocess {
 struct PreprocessorOptions {
   std::string model_dir;     // tokenizer, chat template and processor files
   MediaLimits limits;
+  // Bound on the pixel memory of all requests in flight (shared, may be null): each Prepare
+  // reserves its pixel tensors before allocating them and holds the reservation in the
+  // PreparedBatch; when it does not fit, RESOURCE_EXHAUSTED with a retry hint.
+  ByteBudget* media_budget = nullptr;
   MediaAccess media_access;  // media_access.max_bytes is raised/lowered to limits.max_encoded_bytes
   int pad_token_id = 2;      // <|im_end|>; batches are left-padded with it
 };
@@ -52,6 +57,9 @@ struct PreparedBatch {
   // Every media item, batch order then prompt order (the order of its embeddings).
   std::vector<MediaInfo> media;
   int image_seq_len = 64;
+  // The pixel memory of this batch counted against PreprocessorOptions::media_budget; given
+  // back when the batch is destroyed.
+  std::shared_ptr<ByteBudget::Reservation> media_reservation;
   int num_real_tiles() const;      // tiles + frames of every media item, cached or not
   int num_cached_tiles() const;    // those of the items a MediaLookup supplied
   int prompt_tokens(int b) const;  // unpadded length of row b

@@ -9,6 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "common/status/retry_after.h"
 #include "services/preprocess/core/preprocessor.h"
 
 namespace smolserve::preprocess {
@@ -175,6 +176,87 @@ TEST(Preprocessor, UnknownChatTemplateIsRefusedAtCreate) {
   auto p = Preprocessor::Create(options);
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace smolserve::preprocess
+
+namespace smolserve::preprocess {
+namespace {
+
+// Probe finding: clients chose the tile size (up to 4096) and other processor options freely.
+TEST(PreprocessorCaps, ProcessorOptionsAreCappedByTheServer) {
+  auto p = Make();
+  auto with = [&](nlohmann::json processor) {
+    nlohmann::json r = ImageRequest({{"type", "image"}, {"path", "media/fruits.jpg"}});
+    r["processor"] = processor;
+    return Prep(*p, r);
+  };
+  ExpectStatus(with({{"max_image_size", {{"longest_edge", 4096}}}}), absl::StatusCode::kInvalidArgument,
+               "max_image_size 4096 is over this server's limit of 512");
+  MediaLimits small;
+  small.max_longest_edge = 1024;
+  nlohmann::json r = ImageRequest({{"type", "image"}, {"path", "media/fruits.jpg"}});
+  r["processor"] = {{"size", {{"longest_edge", 2048}}}};
+  ExpectStatus(Prep(*Make(small), r), absl::StatusCode::kInvalidArgument,
+               "size.longest_edge 2048 is over this server's limit of 1024");
+  ExpectStatus(with({{"video", {{"fps", 1000}}}}), absl::StatusCode::kInvalidArgument, "video.fps");
+  ExpectStatus(with({{"video", {{"num_frames", 500}}}}), absl::StatusCode::kInvalidArgument,
+               "video.num_frames");
+  EXPECT_TRUE(with({{"max_image_size", {{"longest_edge", 512}}}}).ok());
+}
+
+// Probe findings: small files became large buffers, and a request's decoding had no budget.
+TEST(PreprocessorCaps, DecodedPixelsPerRequestAreBudgeted) {
+  MediaLimits limits;
+  limits.max_decoded_pixels_per_request = 300 * 1000;  // fruits.jpg is 512x480 = 245,760
+  auto p = Make(limits);
+  nlohmann::json one = ImageRequest({{"type", "image"}, {"path", "media/fruits.jpg"}});
+  EXPECT_TRUE(Prep(*p, one).ok());
+  nlohmann::json two = {{"messages", {{{"role", "user"},
+                                       {"content", {{{"type", "image"}, {"path", "media/fruits.jpg"}},
+                                                    {{"type", "image"}, {"path", "media/fruits.jpg"}},
+                                                    {{"type", "text"}, {"text", "?"}}}}}}}};
+  ExpectStatus(Prep(*p, two), absl::StatusCode::kResourceExhausted, "image 1");
+  MediaLimits video_limits;
+  video_limits.max_decoded_pixels_per_request = 10 * 1000 * 1000;
+  auto q = Make(video_limits);
+  ExpectStatus(Prep(*q, {{"messages", {{{"role", "user"},
+                                        {"content", {{{"type", "video"}, {"path", "media/Megamind.avi"}}}}}}}}),
+               absl::StatusCode::kResourceExhausted, "decoded pixels");
+  MediaLimits tiles;
+  tiles.max_tiles_per_request = 10;  // fruits.jpg gives 17 tiles at the defaults
+  ExpectStatus(Prep(*Make(tiles), one), absl::StatusCode::kResourceExhausted, "tiles");
+}
+
+TEST(PreprocessorCaps, ThePixelMemoryOfRequestsInFlightIsBounded) {
+  // fruits.jpg: 17 tiles of 512x512 (float32 pixels + mask: 17 x 3.25 MiB = 55 MiB).
+  ByteBudget budget(60 << 20);  // room for one such request, not two
+  PreprocessorOptions options;
+  options.model_dir = kModel;
+  options.media_access.base_dir = "tests/golden";
+  options.media_budget = &budget;
+  auto p = Preprocessor::Create(options);
+  ASSERT_TRUE(p.ok());
+  auto req = ParsePrepareRequest(ImageRequest({{"type", "image"}, {"path", "media/fruits.jpg"}}).dump());
+  ASSERT_TRUE(req.ok());
+  {
+    ByteBudget tight(20 << 20);
+    options.media_budget = &tight;
+    auto small = Preprocessor::Create(options);
+    absl::StatusOr<PreparedBatch> refused = (*small)->Prepare(*req);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+    EXPECT_TRUE(RetryAfterMs(refused.status()).has_value());
+    EXPECT_EQ(tight.in_use(), 0);
+  }
+  absl::StatusOr<PreparedBatch> first = (*p)->Prepare(*req);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(budget.in_use(), int64_t{17} * 512 * 512 * 13);
+  absl::StatusOr<PreparedBatch> second = (*p)->Prepare(*req);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted);
+  first = absl::UnknownError("released");  // the batch is gone: its memory is given back
+  EXPECT_EQ(budget.in_use(), 0);
+  EXPECT_TRUE((*p)->Prepare(*req).ok());
 }
 
 }  // namespace

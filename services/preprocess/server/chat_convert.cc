@@ -168,7 +168,12 @@ void ChatResultToProto(const ChatResult& result, v1::ChatResponse::ChatResult* o
     choice->set_index(static_cast<uint32_t>(c.index));
     choice->set_text(c.text);
     choice->mutable_token_ids()->Add(c.token_ids.begin(), c.token_ids.end());
-    choice->set_finish_reason(grpc_util::FinishReasonToProto(c.finish_reason));
+    if (!c.status.ok()) {
+      choice->set_error_code(static_cast<int32_t>(c.status.code()));
+      choice->set_error_message(std::string(c.status.message()));
+    } else {
+      choice->set_finish_reason(grpc_util::FinishReasonToProto(c.finish_reason));
+    }
     v1::Usage* u = choice->mutable_usage();
     u->set_prompt_tokens(static_cast<uint32_t>(c.usage.prompt_tokens));
     u->set_completion_tokens(static_cast<uint32_t>(c.usage.completion_tokens));

@@ -10,7 +10,10 @@ absl::StatusOr<std::unique_ptr<Front>> Front::Create(
     const FrontOptions& o, metrics::StageMetrics* metrics,
     std::function<void(bool ready, const std::string& why)> on_health) {
   std::unique_ptr<Front> f(new Front());
-  ASSIGN_OR_RETURN(f->preprocessor_, Preprocessor::Create(o.preprocessor));
+  f->media_budget_ = std::make_unique<ByteBudget>(o.media_memory_bytes);
+  PreprocessorOptions preprocessor = o.preprocessor;
+  preprocessor.media_budget = f->media_budget_.get();
+  ASSIGN_OR_RETURN(f->preprocessor_, Preprocessor::Create(preprocessor));
   if (o.media_cache_bytes > 0) f->media_cache_ = std::make_unique<MediaCache>(o.media_cache_bytes);
   ChatPipelineOptions pipeline = o.pipeline;
   if (o.url_fetch.has_value()) {

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "common/auth/tenant_limiter.h"
 #include "common/concurrency/bounded_executor.h"
+#include "common/concurrency/byte_budget.h"
 #include "common/grpc/server_runner.h"
 #include "common/metrics/stage_metrics.h"
 #include "common/net/url_fetcher.h"
@@ -36,6 +37,9 @@ struct FrontOptions {
   int max_queue = 32;                // requests waiting beyond those; more are refused
   int conversation_threads = 16;     // conversations of batch requests run at once
   int64_t media_cache_bytes = int64_t{256} << 20;  // 0: no media cache
+  // Pixel memory of all requests in flight (decoded tiles and pixel tensors); a request that
+  // would go over it is refused with a retry hint. 0: unbounded.
+  int64_t media_memory_bytes = int64_t{2} << 30;
   std::optional<net::UrlFetchPolicy> url_fetch;    // nullopt: media URLs are refused
   std::string api_keys_file;         // empty: no API keys
   auth::TenantLimits tenant_limits;
@@ -69,6 +73,7 @@ class Front {
 
  private:
   Front() = default;
+  std::unique_ptr<ByteBudget> media_budget_;
   std::unique_ptr<Preprocessor> preprocessor_;
   std::unique_ptr<MediaCache> media_cache_;
   std::unique_ptr<net::UrlFetcher> url_fetcher_;

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc/raw_proto.h"
 #include "common/grpc/server_stream.h"
 #include "common/grpc/status_util.h"
 #include "common/grpc/tensor_proto.h"
@@ -61,14 +62,19 @@ absl::StatusOr<std::pair<Admission::Ticket, ChatRequest>> FrontService::Accept(
   return std::make_pair(*std::move(ticket), *std::move(chat));
 }
 
-::grpc::ServerWriteReactor<v1::ChatResponse>* FrontService::Chat(
-    ::grpc::CallbackServerContext* context, const v1::ChatRequest* request) {
-  auto [reactor, stream] = grpc_util::ServerStream<v1::ChatResponse>::Create();
+::grpc::ServerWriteReactor<::grpc::ByteBuffer>* FrontService::Chat(
+    ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* raw) {
+  auto [reactor, stream] = grpc_util::ServerStream<::grpc::ByteBuffer>::Create();
   auto fail = [&, stream = stream](const absl::Status& status) {
     metrics_->RecordFailure(status.code());
     grpc_util::AddRetryAfterTrailer(status, context);
     stream->Finish(grpc_util::ToGrpcStatus(status));
   };
+  auto request = std::make_shared<v1::ChatRequest>();
+  if (absl::Status s = grpc_util::ParseRequest(*raw, request.get(), "preprocess"); !s.ok()) {
+    fail(s);
+    return reactor;
+  }
   auto accepted = Accept(context, *request);
   if (!accepted.ok()) {
     fail(accepted.status());
@@ -109,7 +115,7 @@ absl::StatusOr<std::pair<Admission::Ticket, ChatRequest>> FrontService::Accept(
           delta.mutable_delta()->set_index(static_cast<uint32_t>(index));
           delta.mutable_delta()->set_text(d.text);
           delta.mutable_delta()->mutable_token_ids()->Add(d.token_ids.begin(), d.token_ids.end());
-          stream->Push(std::move(delta));
+          stream->Push(grpc_util::Serialize(delta));
         });
     if (!result.ok()) {
       grpc_util::AddRetryAfterTrailer(result.status(), context);
@@ -118,8 +124,18 @@ absl::StatusOr<std::pair<Admission::Ticket, ChatRequest>> FrontService::Accept(
     }
     v1::ChatResponse last;
     ChatResultToProto(*result, last.mutable_result());
-    stream->Push(std::move(last));
-    stream->Finish(::grpc::Status::OK);
+    stream->Push(grpc_util::Serialize(last));
+    // A batch with failed conversations: every answer went out above; the call ends with
+    // the first failure.
+    absl::Status first_failure;
+    for (const ChatChoice& c : result->choices) {
+      if (!c.status.ok()) {
+        first_failure = c.status;
+        break;
+      }
+    }
+    grpc_util::AddRetryAfterTrailer(first_failure, context);
+    stream->Finish(grpc_util::ToGrpcStatus(first_failure));
   };
   if (!executor_->TrySubmit(std::move(task))) {
     metrics_->num_requests_waiting->Decrement();
@@ -130,17 +146,25 @@ absl::StatusOr<std::pair<Admission::Ticket, ChatRequest>> FrontService::Accept(
 }
 
 ::grpc::ServerUnaryReactor* FrontService::Prepare(::grpc::CallbackServerContext* context,
-                                                  const v1::ChatRequest* request,
-                                                  v1::PrepareResponse* response) {
+                                                  const ::grpc::ByteBuffer* raw,
+                                                  ::grpc::ByteBuffer* response_bytes) {
   auto* reactor = context->DefaultReactor();
-  auto accepted = Accept(context, *request);
+  v1::ChatRequest request;
+  if (absl::Status s = grpc_util::ParseRequest(*raw, &request, "preprocess"); !s.ok()) {
+    reactor->Finish(grpc_util::ToGrpcStatus(s));
+    return reactor;
+  }
+  auto accepted = Accept(context, request);
   if (!accepted.ok()) {
     grpc_util::AddRetryAfterTrailer(accepted.status(), context);
     reactor->Finish(grpc_util::ToGrpcStatus(accepted.status()));
     return reactor;
   }
   auto ticket = std::make_shared<Admission::Ticket>(std::move(accepted->first));
-  auto task = [this, response, reactor, ticket, prepare = std::move(accepted->second.prepare)]() {
+  auto task = [this, response_bytes, reactor, ticket,
+               prepare = std::move(accepted->second.prepare)]() {
+    v1::PrepareResponse out;
+    v1::PrepareResponse* response = &out;
     const auto start = Clock::now();
     auto batch = pipeline_->preprocessor().Prepare(prepare, pipeline_->options().media);
     absl::Status status = batch.status();
@@ -162,6 +186,7 @@ absl::StatusOr<std::pair<Admission::Ticket, ChatRequest>> FrontService::Accept(
     response->set_preprocess_ms(
         std::chrono::duration<double, std::milli>(Clock::now() - start).count());
     if (!status.ok()) status = absl::Status(status.code(), absl::StrCat("preprocess: ", status.message()));
+    if (status.ok()) *response_bytes = grpc_util::Serialize(out);
     reactor->Finish(grpc_util::ToGrpcStatus(status));
   };
   if (!executor_->TrySubmit(std::move(task))) {

@@ -24,18 +24,22 @@ struct FrontServiceOptions {
   absl::Duration default_deadline = absl::Seconds(600);
 };
 
-class FrontService final : public v1::Front::CallbackService {
+// Requests arrive as raw bytes (common/grpc/raw_proto.h): one that does not parse is
+// INVALID_ARGUMENT with a message.
+class FrontService final
+    : public v1::Front::WithRawCallbackMethod_Chat<
+          v1::Front::WithRawCallbackMethod_Prepare<v1::Front::CallbackService>> {
  public:
   // Everything passed must outlive the service. `executor` runs the requests (shared with the
   // HTTP API); a full executor refuses with RESOURCE_EXHAUSTED and a retry hint.
   FrontService(const FrontServiceOptions& options, const ChatPipeline* pipeline,
                Admission* admission, BoundedExecutor* executor, metrics::StageMetrics* metrics);
 
-  ::grpc::ServerWriteReactor<v1::ChatResponse>* Chat(::grpc::CallbackServerContext* context,
-                                                     const v1::ChatRequest* request) override;
+  ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* Chat(::grpc::CallbackServerContext* context,
+                                                       const ::grpc::ByteBuffer* raw) override;
   ::grpc::ServerUnaryReactor* Prepare(::grpc::CallbackServerContext* context,
-                                      const v1::ChatRequest* request,
-                                      v1::PrepareResponse* response) override;
+                                      const ::grpc::ByteBuffer* raw,
+                                      ::grpc::ByteBuffer* response) override;
 
  private:
   // Admission and conversion; the failure to answer with when the request cannot run.

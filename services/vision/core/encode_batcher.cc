@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/status/exception_status.h"
 #include "common/status/retry_after.h"
 
 namespace smolserve::vision {
@@ -445,8 +446,7 @@ void EncodeBatcher::RunBatch(Batch& batch, std::vector<std::shared_ptr<Request>>
       features = std::move(out->image_hidden_states);
     }
   } catch (const std::exception& e) {
-    const c10::Error* ce = dynamic_cast<const c10::Error*>(&e);
-    status = absl::InternalError(ce != nullptr ? ce->what_without_backtrace() : e.what());
+    status = StatusFromException(e, "encoder");
   }
   const double ms = Ms(t0, Clock::now());
   if (!status.ok()) {

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/model/linear.h"
+#include "common/status/exception_status.h"
 #include "common/status/status_macros.h"
 
 namespace smolserve::vision {
@@ -390,8 +391,8 @@ absl::StatusOr<VisionModel::Prepared> VisionModel::Prepare(
     if (n_real != num) pv = pv.index_select(0, idx_cpu.to(dev));
     out.pixels = pv.contiguous();
     return out;
-  } catch (const c10::Error& err) {
-    return absl::InternalError(absl::StrCat("vision encoder: ", err.what_without_backtrace()));
+  } catch (const std::exception& err) {
+    return StatusFromException(err, "vision encoder");
   }
 }
 
@@ -443,8 +444,8 @@ absl::StatusOr<VisionOutput> VisionModel::Encode(const at::Tensor& pixel_values,
     if (lasts.defined()) result.last_hidden_state = std::move(lasts);
     if (options.return_position_ids) result.position_ids = position_ids;
     return result;
-  } catch (const c10::Error& err) {
-    return absl::InternalError(absl::StrCat("vision encoder: ", err.what_without_backtrace()));
+  } catch (const std::exception& err) {
+    return StatusFromException(err, "vision encoder");
   }
 }
 

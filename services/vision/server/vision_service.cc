@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/grpc/raw_proto.h"
 #include "common/grpc/status_util.h"
 #include "common/grpc/tensor_proto.h"
 #include "nlohmann/json.hpp"
@@ -24,8 +25,11 @@ double Ms(Clock::time_point a, Clock::time_point b) {
 // (or, when every tile is cached, still by the gRPC thread inside Submit).
 struct Call {
   ::grpc::CallbackServerContext* context = nullptr;
-  const v1::EncodeRequest* request = nullptr;
-  v1::EncodeResponse* response = nullptr;
+  v1::EncodeRequest request_message;
+  v1::EncodeResponse response_message;
+  const v1::EncodeRequest* request = &request_message;
+  v1::EncodeResponse* response = &response_message;
+  ::grpc::ByteBuffer* out = nullptr;  // the serialised response
   ::grpc::ServerUnaryReactor* reactor = nullptr;
   Clock::time_point received;
   int64_t tiles = 0;
@@ -55,6 +59,7 @@ void Reply(const Call& call, absl::Status status) {
     status = std::move(prefixed);
   }
   grpc_util::AddRetryAfterTrailer(status, call.context);
+  if (status.ok()) *call.out = grpc_util::Serialize(*call.response);
   call.reactor->Finish(grpc_util::ToGrpcStatus(status));
 }
 
@@ -133,8 +138,8 @@ void VisionService::Shutdown() {
 }
 
 ::grpc::ServerUnaryReactor* VisionService::Encode(::grpc::CallbackServerContext* context,
-                                                  const v1::EncodeRequest* request,
-                                                  v1::EncodeResponse* response) {
+                                                  const ::grpc::ByteBuffer* raw,
+                                                  ::grpc::ByteBuffer* response) {
   auto* reactor = context->DefaultReactor();
   if (!ready_.load(std::memory_order_acquire)) {
     reactor->Finish(::grpc::Status(::grpc::StatusCode::UNAVAILABLE, "vision: model is loading"));
@@ -142,10 +147,15 @@ void VisionService::Shutdown() {
   }
   auto call = std::make_shared<Call>();
   call->context = context;
-  call->request = request;
-  call->response = response;
+  call->out = response;
   call->reactor = reactor;
   call->received = Clock::now();
+  if (absl::Status s = grpc_util::ParseRequest(*raw, &call->request_message, "vision"); !s.ok()) {
+    metrics_->RecordFailure(s.code());
+    Reply(*call, std::move(s));
+    return reactor;
+  }
+  const v1::EncodeRequest* request = call->request;
 
   EncodeJob job;
   if (absl::Status s = ParseEncodeRequest(*request, options_.max_tiles_per_request,

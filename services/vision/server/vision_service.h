@@ -36,7 +36,10 @@ struct VisionServiceOptions {
 absl::Status ParseEncodeRequest(const v1::EncodeRequest& request, int64_t max_tiles,
                                 int64_t max_tile_side, EncodeJob* job, int64_t* tiles_out);
 
-class VisionService final : public v1::Vision::CallbackService {
+// Requests arrive as raw bytes (common/grpc/raw_proto.h): one that does not parse is
+// INVALID_ARGUMENT with a message.
+class VisionService final
+    : public v1::Vision::WithRawCallbackMethod_Encode<v1::Vision::CallbackService> {
  public:
   // `metrics` must outlive the service.
   VisionService(const VisionServiceOptions& options, metrics::StageMetrics* metrics);
@@ -49,8 +52,8 @@ class VisionService final : public v1::Vision::CallbackService {
   void Shutdown();
 
   ::grpc::ServerUnaryReactor* Encode(::grpc::CallbackServerContext* context,
-                                     const v1::EncodeRequest* request,
-                                     v1::EncodeResponse* response) override;
+                                     const ::grpc::ByteBuffer* raw,
+                                     ::grpc::ByteBuffer* response) override;
 
  private:
   VisionServiceOptions options_;

@@ -122,6 +122,7 @@ class Demuxer {
   AVStream* stream() const { return fmt_->streams[stream_index_]; }
   AVFormatContext* format() const { return fmt_.get(); }
   const VideoMetadata& header() const { return header_; }
+  int64_t decoded_pixels() const { return decoded_pixels_; }
   // Seconds from the container/stream header when nb_frames/fps are unavailable; < 0 if none.
   double container_duration() const { return container_duration_; }
 
@@ -143,6 +144,7 @@ class Demuxer {
   int first_width_ = 0;
   int first_height_ = 0;
   MediaLimits limits_;
+  int64_t decoded_pixels_ = 0;  // width * height of every frame decoded, both passes
   VideoMetadata header_;
   double container_duration_ = -1.0;
 };
@@ -337,6 +339,20 @@ absl::Status Demuxer::ReceiveFrames(
       av_frame_unref(frame_.get());
       return absl::InvalidArgumentError(msg);
     }
+    decoded_pixels_ += static_cast<int64_t>(f->width) * f->height;
+    if (decoded_pixels_ > limits_.max_decoded_pixels_per_request) {
+      av_frame_unref(frame_.get());
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "decoding the video would go over the request's budget of ",
+          limits_.max_decoded_pixels_per_request, " decoded pixels (", frames_out_, " frames of ",
+          first_width_, "x", first_height_, " so far)"));
+    }
+    if (limits_.interrupt && (frames_out_ & 7) == 0) {
+      if (absl::Status s = limits_.interrupt(); !s.ok()) {
+        av_frame_unref(frame_.get());
+        return s;
+      }
+    }
     if (frames_out_ >= limits_.max_video_decoded_frames) {
       av_frame_unref(frame_.get());
       return absl::ResourceExhaustedError(absl::StrCat(
@@ -480,6 +496,7 @@ absl::StatusOr<VideoDecodeResult> DecodeVideo(absl::string_view encoded, const M
       return true;
     }));
     result.decoded_frame_count = count;
+    result.decoded_pixels = d->decoded_pixels();
   }
   if (result.decoded_frame_count == 0) {
     return absl::InvalidArgumentError("the video stream has no decodable frame");
@@ -544,8 +561,11 @@ absl::StatusOr<VideoDecodeResult> DecodeVideo(absl::string_view encoded, const M
   }
   kept.clear();
 
-  // Pass 2: decode again, convert the selected frames, stop after the last one.
-  ASSIGN_OR_RETURN(std::unique_ptr<Demuxer> d, Demuxer::Open(encoded, limits));
+  // Pass 2: decode again, convert the selected frames, stop after the last one. It draws on
+  // what pass 1 left of the decoded-pixel budget.
+  MediaLimits pass2 = limits;
+  pass2.max_decoded_pixels_per_request -= result.decoded_pixels;
+  ASSIGN_OR_RETURN(std::unique_ptr<Demuxer> d, Demuxer::Open(encoded, pass2));
   size_t next = 0;
   RETURN_IF_ERROR(d->DecodeAll([&](int64_t index, const AVFrame* f) -> absl::StatusOr<bool> {
     if (index != wanted[next]) return true;
@@ -558,6 +578,7 @@ absl::StatusOr<VideoDecodeResult> DecodeVideo(absl::string_view encoded, const M
     return absl::InternalError(absl::StrCat("second decoding pass produced fewer frames than the ",
                                             result.decoded_frame_count, " counted"));
   }
+  result.decoded_pixels += d->decoded_pixels();
   return result;
 }
 

@@ -71,6 +71,9 @@ using FrameConsumer = std::function<absl::Status(int64_t frame_index, const Imag
 struct VideoDecodeResult {
   VideoMetadata metadata;
   int64_t decoded_frame_count = 0;
+  // width * height of every frame decoded, over both passes (what counts against
+  // limits.max_decoded_pixels_per_request).
+  int64_t decoded_pixels = 0;
   std::vector<int64_t> frame_indices;  // what the selector returned
 };
 
@@ -83,7 +86,8 @@ absl::StatusOr<VideoMetadata> ProbeVideo(absl::string_view encoded, const MediaL
 // Decodes the first video stream: counts the decodable frames, asks `select` which to keep,
 // converts those to RGB and passes them to `consume`. Errors: INVALID_ARGUMENT for bytes that
 // are not a video, have no decodable video frame, or are damaged; RESOURCE_EXHAUSTED for a
-// limit (checked from the header before decoding, and again while decoding).
+// limit (checked from the header before decoding, and again while decoding, the decoded-pixel
+// budget included); whatever limits.interrupt returns (checked every few frames).
 absl::StatusOr<VideoDecodeResult> DecodeVideo(absl::string_view encoded, const MediaLimits& limits,
                                               const FrameSelector& select,
                                               const FrameConsumer& consume);

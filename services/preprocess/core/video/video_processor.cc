@@ -136,6 +136,7 @@ absl::StatusOr<ProcessedVideo> ProcessVideo(absl::string_view encoded, const Vid
   ASSIGN_OR_RETURN(VideoDecodeResult decoded, DecodeVideo(encoded, limits, select, consume));
   out.metadata = decoded.metadata;
   out.decoded_frame_count = decoded.decoded_frame_count;
+  out.decoded_pixels = decoded.decoded_pixels;
   out.sampled_frame_indices = std::move(decoded.frame_indices);
   out.duration_int = static_cast<int64_t>(std::trunc(out.metadata.duration));
   out.timestamps.reserve(out.sampled_frame_indices.size());

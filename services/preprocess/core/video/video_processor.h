@@ -30,6 +30,7 @@ struct VideoOptions {
 struct ProcessedVideo {
   VideoMetadata metadata;              // header metadata (after fallbacks)
   int64_t decoded_frame_count = 0;     // frames the decoder produced
+  int64_t decoded_pixels = 0;          // width * height of every frame decoded (both passes)
   std::vector<int64_t> sampled_frame_indices;  // into the decoded frames
   std::vector<FrameTimestamp> timestamps;      // one per sampled frame
   int64_t duration_int = 0;            // int(metadata.duration)

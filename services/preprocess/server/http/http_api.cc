@@ -170,6 +170,14 @@ void HttpApi::RunCall(const std::shared_ptr<Call>& call) {
   };
   absl::StatusOr<ChatResult> result = pipeline_->Run(req.chat, call->ctx, sink);
   in_flight_.fetch_sub(1);
+  if (result.ok()) {  // the API has no partial answers: a failed choice fails the request
+    for (const ChatChoice& c : result->choices) {
+      if (!c.status.ok()) {
+        result = c.status;
+        break;
+      }
+    }
+  }
   const std::string route = "chat_completions";
   if (!result.ok()) {
     const openai::ApiError error = openai::ErrorFromStatus(result.status());
