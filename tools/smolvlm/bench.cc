@@ -1,5 +1,7 @@
 #include "tools/smolvlm/bench.h"
 
+#include <map>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -26,6 +28,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/grpc/server_runner.h"
+#include "tools/smolvlm/soak.h"
 #include "proto/smolserve/v1/front.grpc.pb.h"
 
 namespace smolserve::cli {
@@ -344,7 +347,10 @@ double RunPhase(const BenchOptions& o, const BenchMedia& media, const std::share
                 const std::vector<BenchKind>& kinds, int concurrency, uint64_t key_base,
                 const std::string& id_prefix, const std::string& phase, std::vector<RequestRecord>* records) {
   const int n = static_cast<int>(kinds.size());
-  records->assign(n, RequestRecord{});
+  // With a duration, requests are drawn (cyclically from `kinds`) until it is over.
+  const bool timed = o.duration_s > 0 && phase.find("warm-up") == std::string::npos;
+  const auto end = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(o.duration_s * 1000));
+  records->assign(timed ? 0 : n, RequestRecord{});
   std::atomic<int> next{0};
   std::mutex progress_mu;
   int done = 0;
@@ -352,22 +358,27 @@ double RunPhase(const BenchOptions& o, const BenchMedia& media, const std::share
   const auto start = Clock::now();
   auto worker = [&] {
     auto stub = v1::Front::NewStub(channel);
-    for (int i = next.fetch_add(1); i < n; i = next.fetch_add(1)) {
+    for (int i = next.fetch_add(1); timed ? Clock::now() < end : i < n; i = next.fetch_add(1)) {
       RequestRecord rec;
-      auto req = BuildRequest(o, media, kinds[i], key_base + static_cast<uint64_t>(i),
+      const BenchKind kind = kinds[i % n];
+      auto req = BuildRequest(o, media, kind, key_base + static_cast<uint64_t>(i),
                               absl::StrCat(id_prefix, i));
       if (!req.ok()) {
-        rec.kind = kinds[i];
+        rec.kind = kind;
         rec.error = req.status().ToString();
       } else {
-        rec = o.http_url.empty() ? RunOne(stub.get(), *req, kinds[i], o.deadline_s, o.api_key)
-                                 : RunOneHttp(o.http_url, o.api_key, *req, kinds[i], o.deadline_s);
+        rec = o.http_url.empty() ? RunOne(stub.get(), *req, kind, o.deadline_s, o.api_key)
+                                 : RunOneHttp(o.http_url, o.api_key, *req, kind, o.deadline_s);
       }
-      (*records)[i] = std::move(rec);
       std::lock_guard<std::mutex> lock(progress_mu);
+      if (timed) {
+        records->push_back(std::move(rec));
+      } else {
+        (*records)[i] = std::move(rec);
+      }
       ++done;
       const auto now = Clock::now();
-      if (done == n || Ms(last_print, now) > 2000) {
+      if (done == n || Ms(last_print, now) > (timed ? 30000 : 2000)) {
         std::fprintf(stderr, "[bench] %s, concurrency %d: %d/%d done (%.1f s)\n", phase.c_str(),
                      concurrency, done, n, Ms(start, now) / 1e3);
         last_print = now;
@@ -478,6 +489,7 @@ nlohmann::ordered_json SummarizePoint(const PointInfo& info, const std::vector<R
                                       double wall_s, const nlohmann::ordered_json& extra) {
   int ok = 0, failed = 0;
   std::string first_error;
+  std::map<std::string, int> errors_by_code;
   std::vector<double> ttft, itl, e2e;
   int64_t output_tokens = 0, prompt_tokens = 0, tiles = 0, cached = 0;
   double busy[4] = {0, 0, 0, 0};
@@ -486,6 +498,7 @@ nlohmann::ordered_json SummarizePoint(const PointInfo& info, const std::vector<R
     if (!r.ok) {
       ++failed;
       if (first_error.empty()) first_error = r.error;
+      ++errors_by_code[r.error.substr(0, std::min(r.error.find(':'), size_t{40}))];
       continue;
     }
     ++ok;
@@ -521,6 +534,7 @@ nlohmann::ordered_json SummarizePoint(const PointInfo& info, const std::vector<R
   j["ok"] = ok;
   j["failed"] = failed;
   j["first_error"] = first_error;
+  j["errors_by_code"] = errors_by_code;
   nlohmann::ordered_json kinds;
   for (int k = 0; k < 4; ++k)
     if (by_kind[k] > 0) kinds[kKindNames[k]] = by_kind[k];
@@ -598,7 +612,14 @@ absl::StatusOr<std::vector<nlohmann::ordered_json>> RunBench(
                absl::StrCat("bench-", p, "-warmup-"),
                absl::StrCat("point ", p + 1, "/", points.size(), " warm-up"), &records);
     }
-    const auto kinds = DrawKinds(o.mix, o.seed, m);
+    const auto kinds = DrawKinds(o.mix, o.seed, o.duration_s > 0 ? std::max(m, 100000) : m);
+    std::unique_ptr<ProcessSampler> sampler;
+    if (!o.watch.empty()) {
+      auto targets = ParseWatch(o.watch);
+      if (!targets.ok()) return targets.status();
+      sampler = std::make_unique<ProcessSampler>(
+          *targets, std::chrono::milliseconds(static_cast<int64_t>(o.sample_interval_s * 1000)));
+    }
     const double wall = RunPhase(o, *media, channel, kinds, c, point_key, absl::StrCat("bench-", p, "-"),
                                  absl::StrCat("point ", p + 1, "/", points.size()), &records);
     PointInfo info;
@@ -613,6 +634,13 @@ absl::StatusOr<std::vector<nlohmann::ordered_json>> RunBench(
     info.unique_media = o.unique_media;
     info.media_id = o.media_id;
     auto j = SummarizePoint(info, records, wall, o.extra);
+    if (o.duration_s > 0) j["duration_s"] = o.duration_s;
+    if (sampler != nullptr) {
+      // The queues should drain once the load stops: give them a moment, then read them.
+      std::this_thread::sleep_for(std::chrono::seconds(2));
+      sampler->Stop();
+      j["soak"] = sampler->Summary(o.soak_warmup_fraction);
+    }
     if (on_point) on_point(j);
     results.push_back(std::move(j));
   }

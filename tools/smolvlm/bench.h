@@ -68,6 +68,11 @@ struct BenchOptions {
   std::vector<int> sweep;             // concurrencies; empty: just `concurrency`
   std::string label;
   double deadline_s = 0;              // per request; <= 0: none
+  // Soak: each measured point runs for this long (closed loop) instead of a request count.
+  double duration_s = 0;
+  std::string watch;                  // soak.h ParseWatch: processes sampled while it runs
+  double sample_interval_s = 5;
+  double soak_warmup_fraction = 0.2;  // the RSS drift is measured after this part of the run
   v1::GenerationParams generation;    // sampling settings (max_new_tokens/ignore_eos are set here)
   nlohmann::ordered_json extra;       // copied into every point's JSON (e.g. stage threads)
 };

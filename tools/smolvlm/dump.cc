@@ -48,15 +48,15 @@ nlohmann::ordered_json PreparedToJson(const PreparedBatch& batch) {
   }
   j["media"] = media;
   j["video"] = videos;
-  if (batch.pixel_values.defined()) {
-    j["pixel_values_shape"] = batch.pixel_values.sizes().vec();
+  if (batch.pixels.defined()) {
+    j["pixel_values_shape"] = batch.pixel_values().sizes().vec();
   }
   return j;
 }
 
 absl::Status AddPreparedTensors(const PreparedBatch& batch, safetensors::Writer& writer) {
-  if (!batch.pixel_values.defined()) return absl::OkStatus();
-  if (auto s = safetensors::AddTensor(writer, "pixel_values", batch.pixel_values); !s.ok()) return s;
+  if (!batch.pixels.defined()) return absl::OkStatus();
+  if (auto s = safetensors::AddTensor(writer, "pixel_values", batch.pixel_values()); !s.ok()) return s;
   return safetensors::AddTensor(writer, "pixel_attention_mask", batch.pixel_attention_mask);
 }
 

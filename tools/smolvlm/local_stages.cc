@@ -13,11 +13,15 @@
 namespace smolserve::cli {
 
 absl::StatusOr<preprocess::EncodeOutcome> LocalVisionClient::Encode(
-    const at::Tensor& pixel_values, const at::Tensor& pixel_attention_mask,
-    const preprocess::CallContext& ctx) {
+    const preprocess::EncodeTiles& tiles, const preprocess::CallContext& ctx) {
   if (ctx.cancelled()) return absl::CancelledError("cancelled");
   c10::InferenceMode guard;
-  ASSIGN_OR_RETURN(vision::VisionOutput out, model_->Encode(pixel_values, pixel_attention_mask));
+  const at::Tensor formulas = tiles.formulas.contiguous();
+  ASSIGN_OR_RETURN(at::Tensor pixel_values,
+                   pixels::NormalizeTiles(tiles.pixels, absl::MakeConstSpan(formulas.data_ptr<uint8_t>(),
+                                                                            static_cast<size_t>(formulas.numel())),
+                                          tiles.normalize));
+  ASSIGN_OR_RETURN(vision::VisionOutput out, model_->Encode(pixel_values, tiles.pixel_attention_mask));
   if (on_output) on_output(out.image_hidden_states);
   preprocess::EncodeOutcome outcome;
   outcome.image_hidden_states = std::move(out.image_hidden_states);

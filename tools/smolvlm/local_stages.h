@@ -20,8 +20,7 @@ namespace smolserve::cli {
 class LocalVisionClient final : public preprocess::VisionClient {
  public:
   explicit LocalVisionClient(const vision::VisionModel* model) : model_(model) {}
-  absl::StatusOr<preprocess::EncodeOutcome> Encode(const at::Tensor& pixel_values,
-                                                   const at::Tensor& pixel_attention_mask,
+  absl::StatusOr<preprocess::EncodeOutcome> Encode(const preprocess::EncodeTiles& tiles,
                                                    const preprocess::CallContext& ctx) override;
   // Observer of every answer (the CLI's dumps). Set before use; called on the caller's thread.
   std::function<void(const at::Tensor& image_hidden_states)> on_output;

@@ -76,6 +76,9 @@ ABSL_FLAG(bool, media_id, false, "bench: set Media.id to the content's sha256.")
 ABSL_FLAG(bool, processor_no_split, false, "bench: do_image_splitting=false.");
 ABSL_FLAG(std::string, sweep, "", "bench: concurrencies to run in turn (e.g. 1,4,16), then a table.");
 ABSL_FLAG(std::string, label, "", "bench: stored in each point's JSON (e.g. before/after).");
+ABSL_FLAG(double, duration, 0, "bench: run each point for this many seconds (closed loop) instead of --requests (soak).");
+ABSL_FLAG(std::string, watch, "", "bench: sample these processes while the load runs: name=pid[@host:metrics_port],... (RSS, open fds, queues at the end).");
+ABSL_FLAG(double, sample_interval, 5, "bench: seconds between --watch samples.");
 ABSL_FLAG(std::string, http, "", "bench: the front's HTTP API (http://HOST:PORT) instead of --target (gRPC).");
 ABSL_FLAG(std::string, api_key, "", "chat, bench: API key (sent as authorization: Bearer).");
 
@@ -270,6 +273,10 @@ int Run() {
   auto run = (*pipeline)->Run(loaded->first, access);
   if (!run.ok()) return Fail(run.status());
   for (const preprocess::ChatChoice& c : run->result.choices) {
+    if (!c.status.ok()) {
+      std::printf("--- answer %d failed: %s\n", c.index, c.status.ToString().c_str());
+      continue;
+    }
     std::printf("--- answer %d (%s, %lld prompt + %lld completion tokens):\n%s\n", c.index,
                 std::string(FinishReasonName(c.finish_reason)).c_str(),
                 static_cast<long long>(c.usage.prompt_tokens),
@@ -417,6 +424,9 @@ int Bench() {
   if (o.concurrency < 1) return Fail(absl::InvalidArgumentError("--concurrency must be >= 1"));
   o.label = absl::GetFlag(FLAGS_label);
   o.api_key = absl::GetFlag(FLAGS_api_key);
+  o.duration_s = absl::GetFlag(FLAGS_duration);
+  o.watch = absl::GetFlag(FLAGS_watch);
+  o.sample_interval_s = absl::GetFlag(FLAGS_sample_interval);
   o.deadline_s = absl::GetFlag(FLAGS_deadline_s);
   GenerationParams generation;
   generation.temperature = 0.0;  // greedy unless the generation flags say otherwise

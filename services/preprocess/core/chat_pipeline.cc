@@ -245,13 +245,16 @@ absl::StatusOr<at::Tensor> ChatPipeline::ConversationEmbeddings(int b, const Cha
   if (n == 0) return at::Tensor();
   at::Tensor fresh;  // the vision stage's answer for the items not in the media cache
   if (n_encode > 0) {
-    const at::Tensor pixels = batch.pixel_values[b].narrow(0, 0, n_encode);
-    const at::Tensor mask = batch.pixel_attention_mask[b].narrow(0, 0, n_encode);
+    EncodeTiles tiles;
+    tiles.pixels = batch.pixels[b].narrow(0, 0, n_encode);
+    tiles.formulas = batch.tile_formula[b].narrow(0, 0, n_encode);
+    tiles.normalize = batch.normalize;
+    tiles.pixel_attention_mask = batch.pixel_attention_mask[b].narrow(0, 0, n_encode);
     CallContext call = ctx.call;
     const auto v0 = Clock::now();
     const bool batch_retries = shared.batch.input_ids.size() > 1;
     absl::StatusOr<EncodeOutcome> encoded = RetryOnOverload(
-        batch_retries, call, nullptr, [&] { return vision_->Encode(pixels, mask, call); });
+        batch_retries, call, nullptr, [&] { return vision_->Encode(tiles, call); });
     conv.vision_ms = Ms(v0, Clock::now());
     if (!encoded.ok()) return WithStage(encoded.status(), "vision");
     conv.embedding_bytes = encoded->wire_bytes;

@@ -24,8 +24,9 @@ constexpr char kModel[] = "tests/golden/models/tiny-smolvlm2-256m-geometry";
 // tiles apart), counting calls and tiles.
 class FakeVision : public VisionClient {
  public:
-  absl::StatusOr<EncodeOutcome> Encode(const at::Tensor& pixels, const at::Tensor& mask,
+  absl::StatusOr<EncodeOutcome> Encode(const EncodeTiles& request,
                                        const CallContext& ctx) override {
+    const at::Tensor pixels = request.pixels.to(at::kFloat);
     calls.fetch_add(1);
     tiles.fetch_add(static_cast<int>(pixels.size(0)));
     if (fail) return absl::UnavailableError("connection refused");

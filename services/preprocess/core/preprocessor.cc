@@ -398,7 +398,7 @@ absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& reques
   }
   if (n_max > 0) {
     if (options_.media_budget != nullptr) {
-      const int64_t bytes = static_cast<int64_t>(B) * n_max * T * T * (3 * sizeof(float) + 1);
+      const int64_t bytes = static_cast<int64_t>(B) * n_max * (int64_t{T} * T * 4 + 1);
       std::unique_ptr<ByteBudget::Reservation> r = options_.media_budget->TryReserve(bytes);
       if (r == nullptr) {
         return WithRetryAfter(
@@ -409,13 +409,14 @@ absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& reques
       }
       batch.media_reservation = std::move(r);
     }
-    batch.pixel_values = at::zeros({B, n_max, 3, T, T}, at::kFloat);
+    batch.pixels = at::zeros({B, n_max, 3, T, T}, at::kByte);
+    batch.tile_formula = at::zeros({B, n_max}, at::kByte);
     batch.pixel_attention_mask = at::zeros({B, n_max, T, T}, at::kByte);
-    NormalizeParams params;
-    params.rescale_factor = config_.rescale_factor;
-    params.mean = config_.image_mean;
-    params.std = config_.image_std;
-    float* pv = batch.pixel_values.data_ptr<float>();
+    batch.normalize.rescale_factor = config_.rescale_factor;
+    batch.normalize.mean = config_.image_mean;
+    batch.normalize.std = config_.image_std;
+    uint8_t* px = batch.pixels.data_ptr<uint8_t>();
+    uint8_t* formula = batch.tile_formula.data_ptr<uint8_t>();
     uint8_t* pm = batch.pixel_attention_mask.data_ptr<uint8_t>();
     const size_t plane = static_cast<size_t>(T) * T;
     for (int b = 0; b < B; ++b) {
@@ -424,7 +425,8 @@ absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& reques
         if (!r.info.from_cache) r.info.first_tile = slot;
         for (const Image& a : r.arrays) {
           const size_t index = static_cast<size_t>(b) * n_max + slot;
-          NormalizeToCHW(a, r.formula, params, pv + index * 3 * plane, T, T);
+          ToCHW(a, px + index * 3 * plane, T, T);
+          formula[index] = static_cast<uint8_t>(r.formula);
           std::memset(pm + index * plane, 1, plane);
           ++slot;
         }
@@ -434,6 +436,20 @@ absl::StatusOr<PreparedBatch> Preprocessor::Prepare(const PrepareRequest& reques
   for (int b = 0; b < B; ++b)
     for (auto& r : media[b]) batch.media.push_back(std::move(r.info));
   return batch;
+}
+
+at::Tensor PreparedBatch::pixel_values() const {
+  if (!pixels.defined()) return at::Tensor();
+  const auto sizes = pixels.sizes().vec();
+  const int64_t n = sizes[0] * sizes[1];
+  const at::Tensor flat = pixels.reshape({n, sizes[2], sizes[3], sizes[4]});
+  const at::Tensor formulas = tile_formula.reshape({n}).contiguous();
+  auto out = pixels::NormalizeTiles(
+      flat, absl::MakeConstSpan(formulas.data_ptr<uint8_t>(), static_cast<size_t>(n)), normalize);
+  if (!out.ok()) return at::Tensor();
+  // Padding arrays are all-zero floats, as the reference pads.
+  const at::Tensor real = pixel_attention_mask.reshape({n, -1}).amax(1).to(at::kBool);
+  return at::where(real.view({n, 1, 1, 1}), *out, at::zeros({}, at::kFloat)).view(sizes);
 }
 
 }  // namespace smolserve::preprocess

@@ -23,6 +23,7 @@
 #include "services/preprocess/core/chat_template.h"
 #include "common/cache/sha256.h"
 #include "common/concurrency/byte_budget.h"
+#include "common/pixels/normalize.h"
 #include "services/preprocess/core/limits.h"
 #include "services/preprocess/core/media_info.h"
 #include "services/preprocess/core/media_source.h"
@@ -48,12 +49,20 @@ struct PreparedBatch {
   std::vector<std::string> prompt_expanded;       // after placeholder expansion
   std::vector<std::vector<int32_t>> input_ids;    // left-padded to one length
   std::vector<std::vector<int32_t>> attention_mask;
-  // float32 [B, N_max, 3, T, T]: the arrays of every media item not supplied by a
-  // MediaLookup, in prompt order; all-zero arrays pad rows with fewer tiles. Undefined when
-  // no conversation has such media.
-  at::Tensor pixel_values;
+  // uint8 [B, N_max, 3, T, T]: the RGB values (before rescaling and normalisation) of the
+  // arrays of every media item not supplied by a MediaLookup, in prompt order; zero arrays pad
+  // rows with fewer tiles. Undefined when no conversation has such media. They travel to the
+  // vision stage as they are (4x fewer bytes than float32) and are normalised there.
+  at::Tensor pixels;
+  // uint8 [B, N_max]: each array's normalisation formula (pixels::NormalizeFormula: image or
+  // video processor).
+  at::Tensor tile_formula;
+  pixels::NormalizeParams normalize;
   // uint8 [B, N_max, T, T]: 1 over real arrays, 0 over padding arrays.
   at::Tensor pixel_attention_mask;
+  // float32 [B, N_max, 3, T, T]: `pixels` normalised as the reference processor outputs them
+  // (padding arrays all zero); computed on each call. Undefined when `pixels` is.
+  at::Tensor pixel_values() const;
   // Every media item, batch order then prompt order (the order of its embeddings).
   std::vector<MediaInfo> media;
   int image_seq_len = 64;

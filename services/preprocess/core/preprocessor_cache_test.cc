@@ -127,14 +127,14 @@ const json kImageAndVideo = [] {
 TEST_F(PreprocessorCache, MediaFromTheCacheGiveTheSamePromptAndIdsAsFromBytes) {
   auto plain = Run(kImageAndVideo);
   ASSERT_TRUE(plain.ok()) << plain.status();
-  ASSERT_TRUE(plain->pixel_values.defined());
+  ASSERT_TRUE(plain->pixels.defined());
 
   // First pass: the lookup knows nothing; the result is that of a plain Prepare, plus keys.
   FakeCache cache;
   auto first = Run(kImageAndVideo, cache.Lookup(true));
   ASSERT_TRUE(first.ok()) << first.status();
   ExpectSamePrompts(*plain, *first);
-  EXPECT_TRUE(at::equal(plain->pixel_values, first->pixel_values));
+  EXPECT_TRUE(at::equal(plain->pixel_values(), first->pixel_values()));
   EXPECT_TRUE(at::equal(plain->pixel_attention_mask, first->pixel_attention_mask));
   ASSERT_EQ(first->media.size(), 2u);
   EXPECT_EQ(cache.indices, (std::vector<int>{0, 1}));
@@ -151,7 +151,7 @@ TEST_F(PreprocessorCache, MediaFromTheCacheGiveTheSamePromptAndIdsAsFromBytes) {
   auto second = Run(kImageAndVideo, cache.Lookup(true));
   ASSERT_TRUE(second.ok()) << second.status();
   ExpectSamePrompts(*plain, *second);
-  EXPECT_FALSE(second->pixel_values.defined());
+  EXPECT_FALSE(second->pixels.defined());
   EXPECT_FALSE(second->pixel_attention_mask.defined());
   for (const MediaInfo& m : second->media) {
     EXPECT_TRUE(m.from_cache);
@@ -199,10 +199,10 @@ TEST_F(PreprocessorCache, MixedCachedAndDecodedItemsKeepTheirOrder) {
   EXPECT_EQ(a.first_tile, 0);
   EXPECT_EQ(b0.first_tile, a.num_tiles);
   EXPECT_EQ(b1.first_tile, 0);
-  ASSERT_TRUE(mixed->pixel_values.defined());
-  EXPECT_EQ(mixed->pixel_values.size(1), a.num_tiles + b0.num_tiles);
-  const at::Tensor& pv = fresh->pixel_values;
-  const at::Tensor& mv = mixed->pixel_values;
+  ASSERT_TRUE(mixed->pixels.defined());
+  EXPECT_EQ(mixed->pixel_values().size(1), a.num_tiles + b0.num_tiles);
+  const at::Tensor pv = fresh->pixel_values();
+  const at::Tensor mv = mixed->pixel_values();
   EXPECT_TRUE(at::equal(mv[0].narrow(0, 0, a.num_tiles), pv[0].narrow(0, 0, a.num_tiles)));
   EXPECT_TRUE(at::equal(mv[0].narrow(0, b0.first_tile, b0.num_tiles),
                         pv[0].narrow(0, fresh->media[2].first_tile, b0.num_tiles)));

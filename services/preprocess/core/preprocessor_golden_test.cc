@@ -88,13 +88,13 @@ TEST_P(GoldenPreprocessing, MatchesTransformers) {
   }
 
   if (!c.contains("pixel_values_shape") || c["pixel_values_shape"].is_null()) {
-    EXPECT_FALSE(batch.pixel_values.defined());
+    EXPECT_FALSE(batch.pixels.defined());
     return;
   }
-  ASSERT_TRUE(batch.pixel_values.defined());
-  EXPECT_EQ(batch.pixel_values.sizes().vec(), c["pixel_values_shape"].get<std::vector<int64_t>>());
-  ASSERT_EQ(batch.pixel_values.scalar_type(), at::kFloat);
-  const at::Tensor pv = batch.pixel_values.contiguous();
+  ASSERT_TRUE(batch.pixels.defined());
+  EXPECT_EQ(batch.pixel_values().sizes().vec(), c["pixel_values_shape"].get<std::vector<int64_t>>());
+  ASSERT_EQ(batch.pixel_values().scalar_type(), at::kFloat);
+  const at::Tensor pv = batch.pixel_values().contiguous();
   const at::Tensor mask = batch.pixel_attention_mask.contiguous();
   const int64_t H = pv.size(3), W = pv.size(4);
 

@@ -156,7 +156,7 @@ TEST(Preprocessor, BatchesAreLeftPaddedAndOneBadItemNamesItsConversation) {
   EXPECT_EQ(batch->input_ids[0][0], 2);
   EXPECT_EQ(batch->attention_mask[0][0], 0);
   EXPECT_EQ(batch->input_ids[0].back(), batch->input_ids[1].back());
-  EXPECT_FALSE(batch->pixel_values.defined());
+  EXPECT_FALSE(batch->pixels.defined());
 
   req["conversations"][1] = {{{"role", "user"},
                               {"content", {{{"type", "image"}, {"path", "media/missing.png"}}}}}};
@@ -230,8 +230,8 @@ TEST(PreprocessorCaps, DecodedPixelsPerRequestAreBudgeted) {
 }
 
 TEST(PreprocessorCaps, ThePixelMemoryOfRequestsInFlightIsBounded) {
-  // fruits.jpg: 17 tiles of 512x512 (float32 pixels + mask: 17 x 3.25 MiB = 55 MiB).
-  ByteBudget budget(60 << 20);  // room for one such request, not two
+  // fruits.jpg: 17 tiles of 512x512 (uint8 pixels + mask: 17 x 1 MiB).
+  ByteBudget budget(20 << 20);  // room for one such request, not two
   PreprocessorOptions options;
   options.model_dir = kModel;
   options.media_access.base_dir = "tests/golden";
@@ -241,7 +241,7 @@ TEST(PreprocessorCaps, ThePixelMemoryOfRequestsInFlightIsBounded) {
   auto req = ParsePrepareRequest(ImageRequest({{"type", "image"}, {"path", "media/fruits.jpg"}}).dump());
   ASSERT_TRUE(req.ok());
   {
-    ByteBudget tight(20 << 20);
+    ByteBudget tight(10 << 20);
     options.media_budget = &tight;
     auto small = Preprocessor::Create(options);
     absl::StatusOr<PreparedBatch> refused = (*small)->Prepare(*req);
@@ -251,7 +251,7 @@ TEST(PreprocessorCaps, ThePixelMemoryOfRequestsInFlightIsBounded) {
   }
   absl::StatusOr<PreparedBatch> first = (*p)->Prepare(*req);
   ASSERT_TRUE(first.ok()) << first.status();
-  EXPECT_EQ(budget.in_use(), int64_t{17} * 512 * 512 * 13);
+  EXPECT_EQ(budget.in_use(), int64_t{17} * (512 * 512 * 4 + 1));
   absl::StatusOr<PreparedBatch> second = (*p)->Prepare(*req);
   EXPECT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted);
   first = absl::UnknownError("released");  // the batch is gone: its memory is given back

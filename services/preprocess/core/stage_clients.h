@@ -15,6 +15,7 @@
 #include "common/concurrency/cancellation.h"
 #include "common/generation/generation_params.h"
 #include "common/generation/generation_result.h"
+#include "common/pixels/normalize.h"
 
 namespace smolserve::preprocess {
 
@@ -24,6 +25,15 @@ struct CallContext {
   CancellationToken* cancel = nullptr;  // may be null; the call aborts when it is raised
   std::string request_id;
   bool cancelled() const { return cancel != nullptr && cancel->cancelled(); }
+};
+
+// Tiles for the vision stage as they travel: uint8 RGB values and how each is normalised
+// (common/pixels/normalize.h).
+struct EncodeTiles {
+  at::Tensor pixels;                // uint8 [N, 3, T, T], N real tiles
+  at::Tensor formulas;              // uint8 [N]: pixels::NormalizeFormula of each tile
+  pixels::NormalizeParams normalize;
+  at::Tensor pixel_attention_mask;  // uint8 [N, T, T]
 };
 
 struct EncodeOutcome {
@@ -36,12 +46,9 @@ struct EncodeOutcome {
 class VisionClient {
  public:
   virtual ~VisionClient() = default;
-  // pixel_values float32 [N, 3, T, T] (N real tiles), pixel_attention_mask uint8 [N, T, T].
   // Errors as the stage reports them (UNAVAILABLE when unreachable, DEADLINE_EXCEEDED,
   // CANCELLED, RESOURCE_EXHAUSTED when its queue is full, ...).
-  virtual absl::StatusOr<EncodeOutcome> Encode(const at::Tensor& pixel_values,
-                                               const at::Tensor& pixel_attention_mask,
-                                               const CallContext& ctx) = 0;
+  virtual absl::StatusOr<EncodeOutcome> Encode(const EncodeTiles& tiles, const CallContext& ctx) = 0;
 };
 
 struct GenerateCall {

@@ -177,8 +177,8 @@ absl::StatusOr<std::pair<Admission::Ticket, ChatRequest>> FrontService::Accept(
         at::Tensor t = at::from_blob(ids.data(), {static_cast<int64_t>(ids.size())}, at::kInt);
         status.Update(grpc_util::TensorToProto(t, response->add_input_ids()));
       }
-      if (status.ok() && batch->pixel_values.defined()) {
-        status.Update(grpc_util::TensorToProto(batch->pixel_values, response->mutable_pixel_values()));
+      if (status.ok() && batch->pixels.defined()) {
+        status.Update(grpc_util::TensorToProto(batch->pixel_values(), response->mutable_pixel_values()));
         status.Update(grpc_util::TensorToProto(batch->pixel_attention_mask,
                                                response->mutable_pixel_attention_mask()));
       }

@@ -27,13 +27,20 @@ CancellationToken::Registration LinkCancel(const CallContext& ctx, ::grpc::Clien
 GrpcVisionClient::GrpcVisionClient(std::shared_ptr<::grpc::Channel> channel)
     : stub_(v1::Vision::NewStub(std::move(channel))) {}
 
-absl::StatusOr<EncodeOutcome> GrpcVisionClient::Encode(const at::Tensor& pixel_values,
-                                                       const at::Tensor& pixel_attention_mask,
+absl::StatusOr<EncodeOutcome> GrpcVisionClient::Encode(const EncodeTiles& tiles,
                                                        const CallContext& ctx) {
   v1::EncodeRequest request;
-  RETURN_IF_ERROR(grpc_util::TensorToProto(pixel_values, request.mutable_pixel_values()));
+  RETURN_IF_ERROR(grpc_util::TensorToProto(tiles.pixels, request.mutable_pixel_values()));
   RETURN_IF_ERROR(
-      grpc_util::TensorToProto(pixel_attention_mask, request.mutable_pixel_attention_mask()));
+      grpc_util::TensorToProto(tiles.pixel_attention_mask, request.mutable_pixel_attention_mask()));
+  const at::Tensor formulas = tiles.formulas.contiguous();
+  request.set_tile_formulas(formulas.data_ptr<uint8_t>(), static_cast<size_t>(formulas.numel()));
+  v1::PixelNormalization* n = request.mutable_normalization();
+  n->set_rescale_factor(tiles.normalize.rescale_factor);
+  for (int c = 0; c < 3; ++c) {
+    n->add_mean(tiles.normalize.mean[c]);
+    n->add_std(tiles.normalize.std[c]);
+  }
   v1::EncodeResponse response;
   ::grpc::ClientContext cc;
   SetDeadline(ctx, &cc);

@@ -17,9 +17,7 @@ namespace smolserve::preprocess {
 class GrpcVisionClient final : public VisionClient {
  public:
   explicit GrpcVisionClient(std::shared_ptr<::grpc::Channel> channel);
-  absl::StatusOr<EncodeOutcome> Encode(const at::Tensor& pixel_values,
-                                       const at::Tensor& pixel_attention_mask,
-                                       const CallContext& ctx) override;
+  absl::StatusOr<EncodeOutcome> Encode(const EncodeTiles& tiles, const CallContext& ctx) override;
 
  private:
   std::unique_ptr<v1::Vision::Stub> stub_;

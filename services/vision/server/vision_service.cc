@@ -10,6 +10,7 @@
 #include "common/grpc/raw_proto.h"
 #include "common/grpc/status_util.h"
 #include "common/grpc/tensor_proto.h"
+#include "common/pixels/normalize.h"
 #include "nlohmann/json.hpp"
 
 namespace smolserve::vision {
@@ -27,12 +28,12 @@ struct Call {
   ::grpc::CallbackServerContext* context = nullptr;
   v1::EncodeRequest request_message;
   v1::EncodeResponse response_message;
-  const v1::EncodeRequest* request = &request_message;
   v1::EncodeResponse* response = &response_message;
   ::grpc::ByteBuffer* out = nullptr;  // the serialised response
   ::grpc::ServerUnaryReactor* reactor = nullptr;
   Clock::time_point received;
   int64_t tiles = 0;
+  size_t request_bytes = 0;
   bool started = false;
 };
 
@@ -44,7 +45,7 @@ void Reply(const Call& call, absl::Status status) {
       {"peer", call.context->peer().substr(0, 64)},
       {"tiles", call.response->tiles()},
       {"cached_tiles", call.response->cached_tiles()},
-      {"request_bytes", call.request->pixel_values().data().size()},
+      {"request_bytes", call.request_bytes},
       {"response_bytes", call.response->image_hidden_states().data().size()},
       {"queue_ms", call.response->queue_ms()},
       {"encode_ms", call.response->encode_ms()},
@@ -65,12 +66,36 @@ void Reply(const Call& call, absl::Status status) {
 
 }  // namespace
 
+namespace {
+
+// uint8 tiles with their normalisation -> the float32 tiles the model takes.
+absl::StatusOr<at::Tensor> NormalizeRequestPixels(const v1::EncodeRequest& request,
+                                                  const at::Tensor& pixels) {
+  if (pixels.dim() != 4) return absl::InvalidArgumentError("uint8 pixel_values must be [N,3,H,W]");
+  if (!request.has_normalization() || request.normalization().mean_size() != 3 ||
+      request.normalization().std_size() != 3) {
+    return absl::InvalidArgumentError(
+        "uint8 pixel_values need normalization with a rescale factor and 3 means and stds");
+  }
+  pixels::NormalizeParams params;
+  params.rescale_factor = request.normalization().rescale_factor();
+  for (int c = 0; c < 3; ++c) {
+    params.mean[c] = request.normalization().mean(c);
+    params.std[c] = request.normalization().std(c);
+  }
+  const std::string& f = request.tile_formulas();
+  return pixels::NormalizeTiles(
+      pixels, absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(f.data()), f.size()), params);
+}
+
+}  // namespace
+
 absl::Status ParseEncodeRequest(const v1::EncodeRequest& request, int64_t max_tiles,
                                 int64_t max_tile_side, EncodeJob* job, int64_t* tiles_out) {
   auto pixels = grpc_util::TensorFromProto(request.pixel_values(), "pixel_values");
   if (!pixels.ok()) return pixels.status();
-  if (pixels->scalar_type() != at::kFloat) {
-    return absl::InvalidArgumentError("pixel_values must be float32");
+  if (pixels->scalar_type() != at::kFloat && pixels->scalar_type() != at::kByte) {
+    return absl::InvalidArgumentError("pixel_values must be uint8 or float32");
   }
   if (pixels->dim() != 4 && pixels->dim() != 5) {
     return absl::InvalidArgumentError("pixel_values must be [N,3,H,W] or [B,N,3,H,W]");
@@ -86,6 +111,11 @@ absl::Status ParseEncodeRequest(const v1::EncodeRequest& request, int64_t max_ti
   if (tiles > max_tiles) {
     return absl::ResourceExhaustedError(
         absl::StrCat(tiles, " tiles in one request, over the limit of ", max_tiles));
+  }
+  if (pixels->scalar_type() == at::kByte) {
+    auto normalized = NormalizeRequestPixels(request, *pixels);
+    if (!normalized.ok()) return normalized.status();
+    pixels = *std::move(normalized);
   }
   *tiles_out = tiles;
   job->pixel_values = *std::move(pixels);
@@ -155,14 +185,16 @@ void VisionService::Shutdown() {
     Reply(*call, std::move(s));
     return reactor;
   }
-  const v1::EncodeRequest* request = call->request;
+  call->request_bytes = call->request_message.pixel_values().data().size();
 
   EncodeJob job;
-  if (absl::Status s = ParseEncodeRequest(*request, options_.max_tiles_per_request,
-                                          max_tile_side_, &job, &call->tiles);
-      !s.ok()) {
-    metrics_->RecordFailure(s.code());
-    Reply(*call, std::move(s));
+  absl::Status parsed = ParseEncodeRequest(call->request_message, options_.max_tiles_per_request,
+                                           max_tile_side_, &job, &call->tiles);
+  // The tiles now live in the job's tensor: the parsed copy is released before the wait.
+  call->request_message.Clear();
+  if (!parsed.ok()) {
+    metrics_->RecordFailure(parsed.code());
+    Reply(*call, std::move(parsed));
     return reactor;
   }
 

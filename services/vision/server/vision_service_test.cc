@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/pixels/normalize.h"
 #include "common/grpc/tensor_proto.h"
 #include "common/model/config.h"
 #include "common/model/weights.h"
@@ -186,6 +187,59 @@ TEST_F(VisionServiceTest, BadInputAndFullQueue) {
   s = Encode(RandomTiles(22, 3), &response);
   EXPECT_EQ(s.error_code(), ::grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
   EXPECT_EQ(metrics_->tiles_encoded->Value(), 0);
+  ExpectIdleGauges();
+}
+
+// Tiles as the front sends them: uint8 with the processor's normalisation and a formula per
+// tile, normalised by this stage exactly as the front would have (common/pixels).
+TEST_F(VisionServiceTest, Uint8TilesEqualTheirFloatNormalisation) {
+  VisionServiceOptions o;
+  o.threads = 1;
+  Start(o);
+  at::manual_seed(31);
+  const at::Tensor u8 = at::randint(0, 256, {2, 3, 512, 512}, at::kByte);
+  const uint8_t formulas[2] = {0, 1};  // one image tile, one video frame
+  pixels::NormalizeParams params;
+  auto expected = pixels::NormalizeTiles(u8, formulas, params);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  v1::EncodeResponse from_float;
+  ASSERT_TRUE(Encode(*expected, &from_float).ok());
+
+  v1::EncodeRequest request;
+  ASSERT_TRUE(grpc_util::TensorToProto(u8, request.mutable_pixel_values()).ok());
+  auto* n = request.mutable_normalization();
+  n->set_rescale_factor(params.rescale_factor);
+  for (int c = 0; c < 3; ++c) {
+    n->add_mean(params.mean[c]);
+    n->add_std(params.std[c]);
+  }
+  request.set_tile_formulas(std::string(reinterpret_cast<const char*>(formulas), 2));
+  auto call = [&](const v1::EncodeRequest& r, v1::EncodeResponse* out) {
+    ::grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    return stub_->Encode(&ctx, r, out);
+  };
+  v1::EncodeResponse from_u8;
+  ASSERT_TRUE(call(request, &from_u8).ok());
+  EXPECT_EQ(from_u8.cached_tiles(), 2u);  // same float pixels: same cache key
+  EXPECT_TRUE(at::equal(Embeddings(from_u8), Embeddings(from_float)));
+
+  v1::EncodeRequest bad = request;
+  bad.clear_normalization();
+  ::grpc::Status s = call(bad, &from_u8);
+  EXPECT_EQ(s.error_code(), ::grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  bad = request;
+  bad.set_tile_formulas(std::string(1, '\0'));  // one formula for two tiles
+  s = call(bad, &from_u8);
+  EXPECT_EQ(s.error_code(), ::grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  bad = request;
+  bad.mutable_normalization()->set_std(1, 0.0f);
+  s = call(bad, &from_u8);
+  EXPECT_EQ(s.error_code(), ::grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  bad = request;
+  bad.set_tile_formulas(std::string(2, '\x07'));
+  s = call(bad, &from_u8);
+  EXPECT_EQ(s.error_code(), ::grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
   ExpectIdleGauges();
 }
 
