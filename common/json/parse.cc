@@ -30,6 +30,9 @@ absl::StatusOr<nlohmann::json> Parse(absl::string_view text, int max_depth) {
           absl::StrCat("JSON nested deeper than ", max_depth, " levels"));
     }
     return absl::InvalidArgumentError(absl::StrCat("invalid JSON at byte ", e.byte));
+  } catch (const nlohmann::json::exception& e) {
+    // Not a parse_error: a number too large for a double (1e999) is out_of_range (406).
+    return absl::InvalidArgumentError(absl::StrCat("invalid JSON: ", e.what()));
   }
 }
 

@@ -36,5 +36,16 @@ TEST(Parse, RefusesInvalidJsonWithAPosition) {
   EXPECT_FALSE(Parse("{} x").ok());
 }
 
+// Found by tests/fuzz/request_fuzzer: nlohmann reports a number beyond double's range as
+// out_of_range, which escaped Parse and terminated the process (any JSON body could do it).
+TEST(Parse, RefusesNumbersOutOfRange) {
+  for (const char* text : {"1e999", "-1e400", R"({"messages": [{"role": 1e999}]})",
+                           R"({"max_tokens": 1e999})"}) {
+    auto j = Parse(text);
+    EXPECT_EQ(j.status().code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_NE(j.status().message().find("invalid JSON"), std::string::npos) << text;
+  }
+}
+
 }  // namespace
 }  // namespace smolserve::json

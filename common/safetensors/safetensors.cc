@@ -172,7 +172,12 @@ absl::StatusOr<std::unique_ptr<File>> File::Open(const std::string& path) {
         return bad(absl::StrCat("tensor '", it.key(), "': data_offsets [", begin, ", ", end,
                                 ") outside the ", data_size, "-byte data section (truncated?)"));
       }
-      const uint64_t expected = numel * DTypeSize(view.dtype);
+      // numel <= 2^62, but its byte size may not fit 64 bits (2^61 F64 elements wrapped to 0).
+      const uint64_t dtype_size = DTypeSize(view.dtype);
+      if (numel > (uint64_t{1} << 62) / dtype_size) {
+        return bad(absl::StrCat("tensor '", it.key(), "': shape overflows"));
+      }
+      const uint64_t expected = numel * dtype_size;
       if (end - begin != expected) {
         return bad(absl::StrCat("tensor '", it.key(), "': ", end - begin, " bytes for shape ",
                                 ShapeString(view.shape), " ", DTypeName(view.dtype),

@@ -95,6 +95,16 @@ TEST(Safetensors, RejectsMalformedFiles) {
       {"negative_dim",
        WithHeader(R"({"t":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}})", ""),
        "bad dimension"},
+      // Found with tests/fuzz/safetensors_fuzzer: 2^61 F64 elements are 2^64 bytes, which
+      // wrapped to 0 and matched an empty range (ToTensor then allocated the shape).
+      {"byte_size_overflow",
+       WithHeader(R"({"t":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,0]}})",
+                  ""),
+       "shape overflows"},
+      {"byte_size_overflow_2d",
+       WithHeader(R"({"t":{"dtype":"I32","shape":[4294967296,1073741824],"data_offsets":[0,0]}})",
+                  ""),
+       "shape overflows"},
   };
   for (const auto& c : cases) {
     const std::string path = TempPath(std::string(c.name) + ".safetensors");

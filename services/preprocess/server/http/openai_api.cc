@@ -161,7 +161,9 @@ std::optional<ApiError> Unsupported(const json& j) {
   }
   if (j.contains("response_format") && !j["response_format"].is_null()) {
     const json& rf = j["response_format"];
-    if (!rf.is_object() || rf.value("type", "text") != "text") {
+    // value() would throw on a "type" that is not a string.
+    if (!rf.is_object() ||
+        (rf.contains("type") && !(rf["type"].is_string() && rf["type"] == "text"))) {
       return Invalid("only response_format {\"type\": \"text\"} is supported", "response_format");
     }
   }

@@ -127,6 +127,10 @@ TEST(OpenAiApi, RefusesBadRequestsWithStatusAndParam) {
       {{{"messages", ok_messages}, {"frequency_penalty", 0.5}}, 400, "frequency_penalty"},
       {{{"messages", ok_messages}, {"tools", {{{"type", "function"}}}}}, 400, "tools"},
       {{{"messages", ok_messages}, {"response_format", {{"type", "json_object"}}}}, 400, "response_format"},
+      // Found with tests/fuzz/openai_api_fuzzer: a "type" that is not a string threw a
+      // json::type_error out of ParseChatCompletion (the HTTP API then leaked its in-flight slot).
+      {{{"messages", ok_messages}, {"response_format", {{"type", 1}}}}, 400, "response_format"},
+      {{{"messages", ok_messages}, {"response_format", {{"type", nullptr}}}}, 400, "response_format"},
       {{{"messages", ok_messages}, {"stream_options", {{"include_usage", 1}}}}, 422,
        "stream_options.include_usage"},
   };
@@ -155,6 +159,13 @@ TEST(OpenAiApi, RefusesBodiesThatAreNotJsonOrTooDeep) {
   e = ParseChatCompletion("[1, 2]", Options(), &r);
   ASSERT_TRUE(e);
   EXPECT_EQ(e->status, 422);
+  // Found by tests/fuzz/request_fuzzer (common/json/parse.cc): a number beyond double's range
+  // escaped the parser as an exception.
+  e = ParseChatCompletion(R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": 1e999})",
+                          Options(), &r);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->status, 400);
+  EXPECT_NE(e->message.find("not valid JSON"), std::string::npos) << e->message;
 }
 
 TEST(OpenAiApi, MapsPipelineStatusesToHttp) {
