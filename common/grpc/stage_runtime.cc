@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/runtime/malloc_tuning.h"
 #include "nlohmann/json.hpp"
 
 namespace smolserve::grpc_util {
@@ -22,9 +23,13 @@ absl::Status StageRuntime::Serve(const std::vector<::grpc::Service*>& services) 
   auto server = ServerRunner::Start(options_.server, services);
   if (!server.ok()) return server.status();
   server_ = *std::move(server);
-  std::fprintf(stderr, "{\"stage\":\"%s\",\"event\":\"listening\",\"port\":%d,\"metrics_port\":%d,\"tls\":%s}\n",
-               options_.name.c_str(), server_->port(), metrics_server_->port(),
-               options_.server.tls.enabled() ? "true" : "false");
+  const nlohmann::json line = {{"stage", options_.name},
+                               {"event", "listening"},
+                               {"port", server_->port()},
+                               {"metrics_port", metrics_server_->port()},
+                               {"tls", options_.server.tls.enabled()},
+                               {"allocator", AllocatorName()}};
+  std::fprintf(stderr, "%s\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   if (!options_.port_file.empty() && server_->health_port() > 0) {
     std::ofstream(options_.port_file + ".health") << server_->health_port() << "\n";
   }
