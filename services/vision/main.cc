@@ -10,6 +10,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "common/hub/hub_download.h"
+#include "common/runtime/dtype.h"
 #include "common/grpc/stage_runtime.h"
 #include "common/runtime/malloc_tuning.h"
 #include "common/model/config.h"
@@ -24,7 +26,8 @@ ABSL_FLAG(int, metrics_port, 9102, "Port of the Prometheus /metrics endpoint (0:
 ABSL_FLAG(std::string, port_file, "", "Write the ports actually bound to this file (and FILE.metrics).");
 ABSL_FLAG(std::string, model, "", "Model folder or org/name[@revision] in the local HF cache.");
 ABSL_FLAG(int, threads, 0, "LibTorch intra-op threads (0: the CPU quota of this process).");
-ABSL_FLAG(std::string, dtype, "f32", "f32 or bf16.");
+ABSL_FLAG(std::string, dtype, "auto",
+          "auto (per CPU: common/runtime/dtype.h), f32 (exact) or bf16.");
 ABSL_FLAG(int, max_queue, 16,
           "Requests that may wait for the encoder (with tiles not yet in a model call); more get "
           "RESOURCE_EXHAUSTED.");
@@ -60,11 +63,10 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const int threads = absl::GetFlag(FLAGS_threads) > 0 ? absl::GetFlag(FLAGS_threads) : AvailableCpus();
   at::set_num_threads(threads);
-  const std::string dtype = absl::GetFlag(FLAGS_dtype);
-  if (dtype != "f32" && dtype != "bf16") {
-    return ExitWithError(absl::InvalidArgumentError("--dtype must be f32 or bf16"), 2);
-  }
-  auto model_dir = model::ResolveModelDir(absl::GetFlag(FLAGS_model));
+  const absl::StatusOr<at::ScalarType> dtype =
+      ResolveDtype(absl::GetFlag(FLAGS_dtype), DtypeStage::kVision);
+  if (!dtype.ok()) return ExitWithError(dtype.status(), 2);
+  auto model_dir = hub::ResolveOrDownloadModel(absl::GetFlag(FLAGS_model));
   if (!model_dir.ok()) return ExitWithError(model_dir.status(), 2);
 
   grpc_util::StageRuntimeOptions rt_options;
@@ -125,7 +127,7 @@ int main(int argc, char** argv) {
   auto weights = model::WeightStore::Open(*model_dir);
   if (!weights.ok()) return ExitWithError(weights.status());
   vision::VisionOptions vision_options;
-  vision_options.dtype = dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+  vision_options.dtype = *dtype;
   auto model = vision::VisionModel::Create(*config, **weights, vision_options);
   if (!model.ok()) return ExitWithError(model.status());
   weights->reset();  // the model holds its own copies

@@ -84,6 +84,11 @@ bool StageProcess::Start(int port, double timeout_s) {
   bool http_chosen = false;
   for (const auto& a : args_) http_chosen = http_chosen || a.rfind("--http_port=", 0) == 0;
   if (front && !http_chosen) argv.push_back("--http_port=0");
+  // Goldens are fp32: vision and decoder stages run --dtype=f32 unless a test chooses (the
+  // default, auto, may pick bf16 for vision on CPUs with native bf16; common/runtime:dtype_test).
+  bool dtype_chosen = false;
+  for (const auto& a : args_) dtype_chosen = dtype_chosen || a.rfind("--dtype=", 0) == 0;
+  if (!front && !dtype_chosen) argv.push_back("--dtype=f32");
   pid_ = fork();
   if (pid_ == 0) {
     int fd = open(log_file_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
