@@ -81,6 +81,10 @@ StageMetrics::StageMetrics(Stage stage, prometheus::Registry& r) {
                                  "Time between consecutive generated tokens of a request.", kItlBuckets);
       prompt_tokens = counter("prompt_tokens_total", "Prompt tokens prefilled.");
       generation_tokens = counter("generation_tokens_total", "Tokens generated.");
+      prefix_cache_queries = counter("prefix_cache_queries_total",
+                                     "Prompt tokens looked up in the prefix cache.");
+      prefix_cache_hits = counter("prefix_cache_hits_total",
+                                  "Prompt tokens whose KV cache was reused from the prefix cache.");
       break;
     case Stage::kPreprocess: {
       auto& decode = prometheus::BuildHistogram().Name("smolserve:media_decode_seconds")

@@ -44,6 +44,8 @@ class StageMetrics {
   prometheus::Histogram* inter_token_latency = nullptr;
   prometheus::Counter* prompt_tokens = nullptr;
   prometheus::Counter* generation_tokens = nullptr;
+  prometheus::Counter* prefix_cache_queries = nullptr;  // prompt tokens looked up
+  prometheus::Counter* prefix_cache_hits = nullptr;     // of which reused from the prefix cache
   // Front (preprocess).
   prometheus::Histogram* media_decode_image = nullptr;
   prometheus::Histogram* media_decode_video = nullptr;

@@ -6,6 +6,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "common/hub/hub_download.h"
+#include "common/runtime/dtype.h"
 #include "common/grpc/stage_runtime.h"
 #include "common/runtime/malloc_tuning.h"
 #include "common/model/config.h"
@@ -19,11 +21,13 @@ ABSL_FLAG(int, metrics_port, 9103, "Port of the Prometheus /metrics endpoint (0:
 ABSL_FLAG(std::string, port_file, "", "Write the ports actually bound to this file (and FILE.metrics).");
 ABSL_FLAG(std::string, model, "", "Model folder or org/name[@revision] in the local HF cache.");
 ABSL_FLAG(int, threads, 0, "LibTorch intra-op threads (0: the CPU quota of this process).");
-ABSL_FLAG(std::string, dtype, "f32", "f32 or bf16.");
+ABSL_FLAG(std::string, dtype, "auto",
+          "auto (per CPU: common/runtime/dtype.h), f32 (exact) or bf16.");
 ABSL_FLAG(int, max_queue, 64, "Requests that may wait for a running slot or KV budget; more get RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int, max_running, 16, "Sequences decoded together (continuous batching).");
 ABSL_FLAG(int64_t, prefill_chunk_tokens, 256, "Prompt tokens prefilled between two decode steps of the running batch.");
 ABSL_FLAG(int64_t, kv_cache_budget_mb, 2048, "KV cache memory of all running sequences, MiB; a request that alone needs more gets RESOURCE_EXHAUSTED, others wait.");
+ABSL_FLAG(bool, prefix_cache, true, "Reuse the KV cache of earlier prompts' identical beginnings (same tokens and images), kept within --kv_cache_budget_mb.");
 ABSL_FLAG(int64_t, default_max_new_tokens, 256, "New tokens when the request and generation_config.json say nothing.");
 ABSL_FLAG(int64_t, max_new_tokens_limit, 4096, "Largest max_new_tokens accepted.");
 ABSL_FLAG(int64_t, max_prompt_tokens, 8192, "Longest prompt accepted, tokens.");
@@ -45,11 +49,10 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const int threads = absl::GetFlag(FLAGS_threads) > 0 ? absl::GetFlag(FLAGS_threads) : AvailableCpus();
   at::set_num_threads(threads);
-  const std::string dtype = absl::GetFlag(FLAGS_dtype);
-  if (dtype != "f32" && dtype != "bf16") {
-    return ExitWithError(absl::InvalidArgumentError("--dtype must be f32 or bf16"), 2);
-  }
-  auto model_dir = model::ResolveModelDir(absl::GetFlag(FLAGS_model));
+  const absl::StatusOr<at::ScalarType> dtype =
+      ResolveDtype(absl::GetFlag(FLAGS_dtype), DtypeStage::kDecoder);
+  if (!dtype.ok()) return ExitWithError(dtype.status(), 2);
+  auto model_dir = hub::ResolveOrDownloadModel(absl::GetFlag(FLAGS_model));
   if (!model_dir.ok()) return ExitWithError(model_dir.status(), 2);
 
   grpc_util::StageRuntimeOptions rt_options;
@@ -74,6 +77,7 @@ int main(int argc, char** argv) {
   options.max_running = absl::GetFlag(FLAGS_max_running);
   options.prefill_chunk_tokens = absl::GetFlag(FLAGS_prefill_chunk_tokens);
   options.kv_cache_budget_bytes = absl::GetFlag(FLAGS_kv_cache_budget_mb) << 20;
+  options.prefix_cache = absl::GetFlag(FLAGS_prefix_cache);
   options.limits.default_max_new_tokens = absl::GetFlag(FLAGS_default_max_new_tokens);
   options.limits.generation.max_new_tokens = absl::GetFlag(FLAGS_max_new_tokens_limit);
   options.limits.generation.max_stop_strings = absl::GetFlag(FLAGS_max_stop_strings);
@@ -84,7 +88,7 @@ int main(int argc, char** argv) {
 
   // Load while the server already answers health checks (NOT_SERVING until done).
   const auto start = std::chrono::steady_clock::now();
-  auto dm = decoder::LoadDecoderModel(*model_dir, dtype == "bf16" ? at::kBFloat16 : at::kFloat);
+  auto dm = decoder::LoadDecoderModel(*model_dir, *dtype);
   if (!dm.ok()) return ExitWithError(dm.status());
   if (auto s = service.SetModel(*std::move(dm)); !s.ok()) return ExitWithError(s);
   (*runtime)->SetServing(

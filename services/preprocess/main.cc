@@ -12,6 +12,7 @@ extern "C" {
 #include "absl/flags/parse.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_split.h"
+#include "common/hub/hub_download.h"
 #include "common/cache/sha256.h"
 #include "common/grpc/server_runner.h"
 #include "common/grpc/stage_runtime.h"
@@ -174,7 +175,7 @@ int main(int argc, char** argv) {
   TuneMallocForTensors();
   absl::ParseCommandLine(argc, argv);
   av_log_set_level(AV_LOG_ERROR);
-  auto model_dir = model::ResolveModelDir(absl::GetFlag(FLAGS_model));
+  auto model_dir = hub::ResolveOrDownloadModel(absl::GetFlag(FLAGS_model));
   if (!model_dir.ok()) return ExitWithError(model_dir.status(), 2);
 
   grpc_util::StageRuntimeOptions rt_options;

@@ -226,7 +226,13 @@ TEST_F(HttpApi, TheOpenAiNodeSdkTalksToIt) {
   EXPECT_EQ(streamed["token_ids"], plain["token_ids"]);
   EXPECT_EQ(streamed["finish_reason"], "length");
   EXPECT_EQ(streamed["role"], "assistant");
-  EXPECT_EQ(streamed["usage"], plain["usage"]);
+  EXPECT_EQ(streamed["usage"]["prompt_tokens"], plain["usage"]["prompt_tokens"]);
+  EXPECT_EQ(streamed["usage"]["completion_tokens"], plain["usage"]["completion_tokens"]);
+  // The same prompt again: the decoder reused the KV of its whole 256-token prefill chunks
+  // (prefix cache), reported as OpenAI reports cached prompt tokens.
+  EXPECT_EQ(plain["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+  EXPECT_EQ(streamed["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>(),
+            (plain["usage"]["prompt_tokens"].get<int>() - 1) / 256 * 256);
   EXPECT_GE(streamed["chunks"].get<int>(), 3);
   // == the gRPC Front.Chat answer to the same request, ids too.
   const json grpc_request = {

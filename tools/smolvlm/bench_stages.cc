@@ -7,6 +7,8 @@
 #include <prometheus/registry.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/hub/hub_download.h"
+#include "common/runtime/dtype.h"
 #include "common/grpc/server_runner.h"
 #include "common/metrics/stage_metrics.h"
 #include "common/model/config.h"
@@ -128,18 +130,18 @@ int InProcessStages::threads() const { return impl_->threads; }
 double InProcessStages::load_ms() const { return impl_->load_ms; }
 
 absl::StatusOr<std::unique_ptr<InProcessStages>> InProcessStages::Start(const InProcessStagesOptions& o) {
-  if (o.dtype != "f32" && o.dtype != "bf16") return absl::InvalidArgumentError("--dtype must be f32 or bf16");
-  const at::ScalarType dtype = o.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+  ASSIGN_OR_RETURN(const at::ScalarType vision_dtype, ResolveDtype(o.dtype, DtypeStage::kVision));
+  ASSIGN_OR_RETURN(const at::ScalarType decoder_dtype, ResolveDtype(o.dtype, DtypeStage::kDecoder));
   const auto start = Clock::now();
   auto impl = std::make_unique<Impl>();
   impl->threads = o.threads > 0 ? o.threads : AvailableCpus();
-  ASSIGN_OR_RETURN(impl->model_dir, model::ResolveModelDir(o.model));
+  ASSIGN_OR_RETURN(impl->model_dir, hub::ResolveOrDownloadModel(o.model));
   impl->vision_metrics = std::make_unique<metrics::StageMetrics>(metrics::Stage::kVision, impl->vision_registry);
   impl->decoder_metrics = std::make_unique<metrics::StageMetrics>(metrics::Stage::kDecoder, impl->decoder_registry);
   impl->front_metrics = std::make_unique<metrics::StageMetrics>(metrics::Stage::kPreprocess, impl->front_registry);
   ASSIGN_OR_RETURN(const model::ModelConfig config, model::LoadModelConfig(impl->model_dir));
-  RETURN_IF_ERROR(StartVision(*impl, config, dtype, o));
-  RETURN_IF_ERROR(StartDecoder(*impl, dtype, o));
+  RETURN_IF_ERROR(StartVision(*impl, config, vision_dtype, o));
+  RETURN_IF_ERROR(StartDecoder(*impl, decoder_dtype, o));
   RETURN_IF_ERROR(StartFront(*impl, o));
   impl->load_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   std::fprintf(stderr, "[bench] in-process stages: front %s, vision %s, decoder %s, %d threads each, loaded in %.0f ms\n",

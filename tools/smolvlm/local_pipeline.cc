@@ -7,6 +7,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/hub/hub_download.h"
 #include "common/model/weights.h"
 #include "common/status/status_macros.h"
 
@@ -14,7 +15,7 @@ namespace smolserve::cli {
 
 absl::StatusOr<std::unique_ptr<LocalPipeline>> LocalPipeline::Load(const LocalPipelineOptions& o) {
   std::unique_ptr<LocalPipeline> p(new LocalPipeline());
-  ASSIGN_OR_RETURN(p->model_dir_, model::ResolveModelDir(o.model));
+  ASSIGN_OR_RETURN(p->model_dir_, hub::ResolveOrDownloadModel(o.model));
   ASSIGN_OR_RETURN(p->config_, model::LoadModelConfig(p->model_dir_));
   preprocess::PreprocessorOptions pre;
   pre.model_dir = p->model_dir_;
@@ -22,7 +23,7 @@ absl::StatusOr<std::unique_ptr<LocalPipeline>> LocalPipeline::Load(const LocalPi
   ASSIGN_OR_RETURN(p->preprocessor_, preprocess::Preprocessor::Create(pre));
   ASSIGN_OR_RETURN(auto weights, model::WeightStore::Open(p->model_dir_));
   vision::VisionOptions vo;
-  vo.dtype = o.dtype;
+  vo.dtype = o.vision_dtype;
   ASSIGN_OR_RETURN(p->vision_, vision::VisionModel::Create(p->config_, *weights, vo));
   ASSIGN_OR_RETURN(p->decoder_, decoder::LoadDecoderModel(p->model_dir_, o.dtype, weights.get()));
   RETURN_IF_ERROR(weights->CheckAllUsed());

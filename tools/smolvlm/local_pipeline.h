@@ -24,7 +24,8 @@ namespace smolserve::cli {
 
 struct LocalPipelineOptions {
   std::string model;  // folder or org/name[@revision]
-  at::ScalarType dtype = at::kFloat;  // at::kFloat or at::kBFloat16
+  at::ScalarType dtype = at::kFloat;  // the decoder's: at::kFloat or at::kBFloat16
+  at::ScalarType vision_dtype = at::kFloat;
   preprocess::MediaLimits limits;
   decoder::DecoderLimits decoder_limits;
   int64_t kv_cache_budget_bytes = int64_t{2} << 30;

@@ -19,6 +19,7 @@
 #include "nlohmann/json.hpp"
 #include "services/preprocess/core/preprocessor.h"
 #include "common/generation/generation_params.h"
+#include "common/hub/hub_download.h"
 #include "common/grpc/generation_proto.h"
 #include "services/preprocess/server/chat_convert.h"
 #include "tools/smolvlm/bench.h"
@@ -28,6 +29,7 @@
 #include "tools/smolvlm/local_pipeline.h"
 #include "tools/smolvlm/make_model.h"
 #include "common/runtime/cpu_quota.h"
+#include "common/runtime/dtype.h"
 #include "common/runtime/malloc_tuning.h"
 #include "common/safetensors/torch_tensors.h"
 #include <ATen/Parallel.h>
@@ -52,7 +54,7 @@ ABSL_FLAG(double, repetition_penalty, -1, "Repetition penalty.");
 ABSL_FLAG(int64_t, seed, -1, "Sampling seed; bench: also the seed of the request draws (unset: 0).");
 ABSL_FLAG(bool, ignore_eos, false, "Generate exactly max_new_tokens.");
 ABSL_FLAG(double, deadline_s, 0, "chat, bench: deadline of each call, seconds (0: none).");
-ABSL_FLAG(std::string, dtype, "f32", "run/bench-local/bench --in-process: f32 or bf16.");
+ABSL_FLAG(std::string, dtype, "auto", "run/bench-local/bench --in-process: auto, f32 or bf16.");
 ABSL_FLAG(int, threads, 0, "LibTorch intra-op threads (0: the CPU quota of this process).");
 ABSL_FLAG(std::string, preset, "256m", "make-model: tiny, 256m, 500m or 2.2b.");
 ABSL_FLAG(uint64_t, seed_weights, 0, "make-model: seed of the random weights (--seed works too).");
@@ -87,14 +89,16 @@ namespace {
 
 constexpr char kUsage[] =
     "smolvlm COMMAND [flags]\n"
+    "  (--model everywhere: a directory, or org/name[@revision], downloaded when not cached)\n"
     "  prepare --model DIR --request REQ.json [--dump-dir OUT]   preprocessing only\n"
     "  run --model DIR|org/name --request REQ.json [--max-new-tokens N] [--greedy | --temperature T\n"
-    "      --top-p P --top-k K --seed S] [--ignore-eos] [--dtype f32|bf16] [--dump-dir OUT]\n"
+    "      --top-p P --top-k K --seed S] [--ignore-eos] [--dtype auto|f32|bf16] [--dump-dir OUT]\n"
+    "  download org/name[@revision]   into the Hugging Face cache (HF_HOME, HF_ENDPOINT, HF_TOKEN)\n"
     "  make-model --preset tiny|256m|500m|2.2b --seed S --out DIR [--bf16]\n"
     "  bench-local --model DIR --image PATH [--video PATH] [--new-tokens 64]\n"
     "  chat --target HOST:PORT (--request REQ.json | --image P --video P --text T) [--stream]\n"
     "       [--max-new-tokens N] [--greedy | --temperature T --top-p P --top-k K --seed S]\n"
-    "  bench (--target HOST:PORT | --in-process --model DIR [--threads N] [--dtype f32|bf16])\n"
+    "  bench (--target HOST:PORT | --in-process --model DIR [--threads N] [--dtype auto|f32|bf16])\n"
     "       [--concurrency N | --sweep 1,4,16] [--requests M] [--warmup K] [--new-tokens T]\n"
     "       [--mix text=W,image=W,images2=W,video=W] [--seed S] [--image P[,P2]] [--video P]\n"
     "       [--unique-media] [--media-id] [--processor-no-split] [--out FILE.jsonl] [--label L]\n"
@@ -243,11 +247,8 @@ int Chat() {
   return 0;
 }
 
-absl::StatusOr<at::ScalarType> DtypeFromFlag() {
-  const std::string d = absl::GetFlag(FLAGS_dtype);
-  if (d == "f32") return at::kFloat;
-  if (d == "bf16") return at::kBFloat16;
-  return absl::InvalidArgumentError("--dtype must be f32 or bf16");
+absl::StatusOr<at::ScalarType> DtypeFromFlag(DtypeStage stage = DtypeStage::kDecoder) {
+  return ResolveDtype(absl::GetFlag(FLAGS_dtype), stage);
 }
 
 void SetThreads() {
@@ -265,6 +266,7 @@ int Run() {
   LocalPipelineOptions options;
   options.model = absl::GetFlag(FLAGS_model);
   options.dtype = *dtype;
+  options.vision_dtype = *DtypeFromFlag(DtypeStage::kVision);
   options.limits = LimitsFromFlags();
   auto pipeline = LocalPipeline::Load(options);
   if (!pipeline.ok()) return Fail(pipeline.status());
@@ -320,6 +322,23 @@ int Run() {
   return 0;
 }
 
+// `smolvlm download org/name[@revision]`: fills the shared Hugging Face cache (the chart's
+// model-download Job runs it) and prints the snapshot folder on stdout.
+int DownloadCommand(const std::vector<char*>& args) {
+  if (args.size() != 3) {
+    return Fail(absl::InvalidArgumentError("usage: smolvlm download org/name[@revision]"));
+  }
+  auto spec = hub::ParseRepoSpec(args[2]);
+  if (!spec.ok()) return Fail(spec.status());
+  hub::DownloadOptions o;
+  o.repo_id = spec->repo_id;
+  o.revision = spec->revision;
+  auto dir = hub::DownloadModel(o);
+  if (!dir.ok()) return Fail(dir.status());
+  std::printf("%s\n", dir->c_str());
+  return 0;
+}
+
 int MakeModelCommand() {
   MakeModelOptions o;
   o.preset = absl::GetFlag(FLAGS_preset);
@@ -348,12 +367,15 @@ int BenchLocal() {
   LocalPipelineOptions options;
   options.model = absl::GetFlag(FLAGS_model);
   options.dtype = *dtype;
+  options.vision_dtype = *DtypeFromFlag(DtypeStage::kVision);
   options.limits = LimitsFromFlags();
   auto pipeline = LocalPipeline::Load(options);
   if (!pipeline.ok()) return Fail(pipeline.status());
   nlohmann::ordered_json report;
   report["model"] = (*pipeline)->model_dir();
   report["dtype"] = absl::GetFlag(FLAGS_dtype);
+  report["vision_dtype"] = DtypeName(options.vision_dtype);
+  report["decoder_dtype"] = DtypeName(options.dtype);
   report["threads"] = at::get_num_threads();
   auto bench_one = [&](const std::string& key, const std::string& type, const std::string& path) -> absl::Status {
     nlohmann::json j = {{"messages", {{{"role", "user"}, {"content", {{{"type", type}, {"path", path}},
@@ -507,6 +529,7 @@ int main(int argc, char** argv) {
   if (command == "chat") return smolserve::cli::Chat();
   if (command == "run") return smolserve::cli::Run();
   if (command == "make-model") return smolserve::cli::MakeModelCommand();
+  if (command == "download") return smolserve::cli::DownloadCommand(args);
   if (command == "bench-local") return smolserve::cli::BenchLocal();
   if (command == "bench") return smolserve::cli::Bench();
   std::fprintf(stderr, "unknown command '%s'\n%s", command.c_str(), smolserve::cli::kUsage);

@@ -34,6 +34,7 @@ struct BatchEngine::Sequence {
   Clock::time_point submitted, admitted, first_token;
 
   std::optional<KvCache> cache;
+  std::vector<PrefixDigest> digests;  // of the reusable prompt blocks (prefix cache on)
   int64_t prefilled = 0;
   bool decoding = false;  // prefill done, next_token pending
   int64_t next_token = -1;
@@ -63,6 +64,9 @@ BatchEngine::BatchEngine(const TextModel& model, BatchEngineOptions options,
                          DecodeScratch scratch)
     : model_(model), options_(std::move(options)), scratch_(std::move(scratch)) {
   stats_.kv_budget_bytes = options_.kv_cache_budget_bytes;
+  if (options_.prefix_cache) {
+    prefix_cache_ = std::make_unique<PrefixCache>(options_.prefill_chunk_tokens);
+  }
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -113,6 +117,9 @@ absl::Status BatchEngine::Submit(GenerateRequest request, SequenceCallbacks call
                          .view({1, L});
     ASSIGN_OR_RETURN(at::Tensor embeds, model_.EmbedInputs(ids, request.image_hidden_states));
     seq->embeds = embeds.to(at::kFloat).contiguous();
+    if (options_.prefix_cache) {
+      seq->digests = BlockDigests(seq->embeds, options_.prefill_chunk_tokens);
+    }
   }
   request.image_hidden_states = at::Tensor();  // merged into embeds
   seq->history = request.input_ids[0];
@@ -176,6 +183,65 @@ bool BatchEngine::Advance(Sequence& seq, float* logits_row) {
   return false;
 }
 
+void BatchEngine::AdmitWaiting(std::vector<std::unique_ptr<Sequence>>& admitted) {
+  const int64_t budget = options_.kv_cache_budget_bytes;
+  while (!waiting_.empty() &&
+         static_cast<int64_t>(running_.size() + admitted.size()) < options_.max_running) {
+    const int64_t need = waiting_.front()->kv_bytes;
+    const int64_t over = stats_.kv_bytes_in_use + stats_.prefix_cache_bytes + need - budget;
+    if (over > 0 && prefix_cache_ != nullptr) {
+      prefix_cache_->Evict(over);
+      stats_.prefix_cache_bytes = prefix_cache_->bytes();
+      stats_.prefix_cache_entries = prefix_cache_->entries();
+    }
+    if (stats_.kv_bytes_in_use + stats_.prefix_cache_bytes + need > budget) break;
+    stats_.kv_bytes_in_use += need;
+    admitted.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+  }
+  stats_.waiting = waiting_.size();
+  stats_.running += admitted.size();
+}
+
+absl::Status BatchEngine::StartSequence(Sequence& seq) {
+  if (prefix_cache_ == nullptr) return absl::OkStatus();
+  std::optional<PrefixCache::Hit> hit = prefix_cache_->Lookup(seq.digests);
+  const int64_t reused = hit.has_value() ? hit->length : 0;
+  if (reused > 0) {
+    RETURN_IF_ERROR(model_.LoadPrefix(*hit->prefix, reused, *seq.cache));
+    seq.prefilled = reused;
+    seq.result.cached_prompt_tokens = reused;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.prefix_query_tokens += seq.prompt_len;
+  stats_.prefix_hit_tokens += reused;
+  return absl::OkStatus();
+}
+
+void BatchEngine::KeepPrefix(Sequence& seq) {
+  if (prefix_cache_ == nullptr || prefix_cache_->Covers(seq.digests)) return;
+  const int64_t length = static_cast<int64_t>(seq.digests.size()) * options_.prefill_chunk_tokens;
+  const int64_t bytes = model_.PrefixBytes(length);
+  {
+    // Room within the KV budget, made by evicting older prefixes (never running sequences).
+    std::lock_guard<std::mutex> lock(mu_);
+    const int64_t over = stats_.kv_bytes_in_use + prefix_cache_->bytes() + bytes -
+                         options_.kv_cache_budget_bytes;
+    if (over > 0) prefix_cache_->Evict(over);
+    stats_.prefix_cache_bytes = prefix_cache_->bytes();
+    stats_.prefix_cache_entries = prefix_cache_->entries();
+    if (stats_.kv_bytes_in_use + prefix_cache_->bytes() + bytes > options_.kv_cache_budget_bytes) {
+      return;
+    }
+  }
+  absl::StatusOr<KvPrefix> prefix = model_.CopyPrefix(*seq.cache, length);
+  if (!prefix.ok()) return;  // out of memory: serve on without keeping it
+  prefix_cache_->Insert(seq.digests, std::make_shared<const KvPrefix>(*std::move(prefix)));
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.prefix_cache_bytes = prefix_cache_->bytes();
+  stats_.prefix_cache_entries = prefix_cache_->entries();
+}
+
 void BatchEngine::Loop() {
   if (options_.thread_init) options_.thread_init();
   c10::InferenceMode guard;
@@ -197,17 +263,7 @@ void BatchEngine::Loop() {
           ++it;
         }
       }
-      // FIFO admission under the slot and KV budgets.
-      while (!waiting_.empty() &&
-             static_cast<int64_t>(running_.size() + admitted.size()) < options_.max_running &&
-             stats_.kv_bytes_in_use + waiting_.front()->kv_bytes <=
-                 options_.kv_cache_budget_bytes) {
-        stats_.kv_bytes_in_use += waiting_.front()->kv_bytes;
-        admitted.push_back(std::move(waiting_.front()));
-        waiting_.pop_front();
-      }
-      stats_.waiting = waiting_.size();
-      stats_.running += admitted.size();
+      AdmitWaiting(admitted);
     }
     for (size_t i = 0; i < dropped.size(); ++i) Finish(std::move(dropped[i]), dropped_status[i]);
 
@@ -222,6 +278,10 @@ void BatchEngine::Loop() {
         continue;
       }
       seq->cache.emplace(*std::move(cache));
+      if (absl::Status st = StartSequence(*seq); !st.ok()) {
+        Finish(std::move(seq), st);
+        continue;
+      }
       if (seq->callbacks.on_start) seq->callbacks.on_start();
       running_.push_back(std::move(seq));
     }
@@ -275,7 +335,8 @@ void BatchEngine::Loop() {
       prefilling->prefilled += chunk;
       prefilling->result.prefill_seconds += Seconds(d0, d1);
       ++prefilling->result.prefill_chunks;
-      if (prefilling->prefilled == prefilling->prompt_len) {
+      if (prefilling->prefilled == prefilling->prompt_len && logits.ok()) {
+        KeepPrefix(*prefilling);
         prefilling->embeds = at::Tensor();
         prefilling->decoding = true;
       }

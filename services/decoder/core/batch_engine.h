@@ -11,6 +11,12 @@
 // never overtake it). A sequence that alone needs more than the budget, or a full waiting
 // queue, is refused at Submit with RESOURCE_EXHAUSTED; nothing is allocated beyond the budget.
 //
+// Prefix caching (prefix_cache, on by default): when a prompt's prefill completes, its KV
+// columns are kept (prefix_cache.h) and a later prompt that starts with the same input rows
+// (same tokens and the same image features) loads them and prefills only the rest. Kept
+// prefixes count against the KV budget and are evicted least recently used first when an
+// admission needs their bytes; results are identical with and without a hit.
+//
 // Results: with the float32 fast path a sequence's tokens do not depend on what else runs
 // with it (batch-invariant kernels, per-sequence random generators), so batched generation
 // equals running each request alone, greedy or sampled. Prompts are prefilled in chunks at
@@ -34,6 +40,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "services/decoder/core/generator.h"
+#include "services/decoder/core/prefix_cache.h"
 #include "services/decoder/core/text_model.h"
 
 namespace smolserve::decoder {
@@ -45,6 +52,8 @@ struct BatchEngineOptions {
   // Admission queue bound: at most max_running + max_waiting sequences are in the engine
   // (running or waiting); more are refused with RESOURCE_EXHAUSTED.
   int64_t max_waiting = 64;
+  // Reuse the KV columns of earlier prompts (whole prefill chunks of identical input rows).
+  bool prefix_cache = true;
   // Runs first on the engine thread (e.g. at::set_num_threads: OpenMP counts are per thread).
   std::function<void()> thread_init;
 };
@@ -55,6 +64,7 @@ struct SequenceResult {
   double prefill_seconds = 0;  // time spent in this sequence's prefill chunks
   double decode_seconds = 0;   // first token -> finished
   int64_t prefill_chunks = 0;
+  int64_t cached_prompt_tokens = 0;  // prompt rows loaded from the prefix cache
 };
 
 struct SequenceCallbacks {
@@ -82,6 +92,10 @@ struct BatchEngineStats {
   int64_t prefill_chunks = 0;
   int64_t max_batch_rows = 0;   // largest decode step so far
   int64_t completed = 0;        // on_done calls
+  int64_t prefix_cache_bytes = 0;     // kept prefixes (within kv_budget_bytes)
+  int64_t prefix_cache_entries = 0;
+  int64_t prefix_query_tokens = 0;    // prompt tokens of admitted sequences (cache on)
+  int64_t prefix_hit_tokens = 0;      // of which loaded from the cache
   double step_seconds = 0;      // in TextModel::Step
   double select_seconds = 0;    // choosing tokens and running the stream callbacks
 };
@@ -116,6 +130,12 @@ class BatchEngine {
   void Finish(std::unique_ptr<Sequence> seq, absl::StatusOr<SequenceResult> result);
   // Chooses and records the next token of `seq` from its logits row; true when it finished.
   bool Advance(Sequence& seq, float* logits_row);
+  // Admission helpers (engine thread). Admit: the FIFO head under the slot and KV budgets,
+  // evicting kept prefixes for room. Start: its cache, with a cached prefix loaded.
+  void AdmitWaiting(std::vector<std::unique_ptr<Sequence>>& admitted);  // mu_ held
+  absl::Status StartSequence(Sequence& seq);
+  // Keeps the prompt's KV columns once its prefill completed.
+  void KeepPrefix(Sequence& seq);
 
   const TextModel& model_;
   const BatchEngineOptions options_;
@@ -127,6 +147,7 @@ class BatchEngine {
   std::deque<std::unique_ptr<Sequence>> waiting_;  // guarded by mu_
   BatchEngineStats stats_;                         // guarded by mu_
   std::vector<std::unique_ptr<Sequence>> running_;  // engine thread only
+  std::unique_ptr<PrefixCache> prefix_cache_;       // engine thread (bytes mirrored in stats_)
   std::thread thread_;
 };
 

@@ -5,6 +5,7 @@
 //    exactly the tokens each gives alone;
 //  - cancelling a running sequence frees its KV budget for a waiting one; admission control
 //    (budget, queue bound) and FIFO order.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -358,6 +359,155 @@ TEST(BatchEngineTest, StreamActionsAndBadRequests) {
   const int64_t image_token = m->dims().image_token_id;
   EXPECT_EQ((*engine)->Submit(Greedy({1, image_token, 2}, at::Tensor(), 4), {}).code(),
             absl::StatusCode::kInvalidArgument);  // <image> without features
+}
+
+
+namespace prefix {
+
+struct Run {
+  std::vector<int64_t> ids;
+  std::vector<float> first_logits;
+  int64_t cached = 0;
+};
+
+// Runs `r` alone on `engine` and waits for it.
+Run RunAlone(BatchEngine& engine, GenerateRequest r) {
+  Run out;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  SequenceCallbacks cb;
+  cb.on_first_logits = [&](absl::Span<const float> l) { out.first_logits.assign(l.begin(), l.end()); };
+  cb.on_done = [&](absl::StatusOr<SequenceResult> res) {
+    EXPECT_TRUE(res.ok()) << res.status();
+    if (res.ok()) {
+      out.ids = res->row.token_ids;
+      out.cached = res->cached_prompt_tokens;
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+    cv.notify_all();
+  };
+  const absl::Status submitted = engine.Submit(std::move(r), std::move(cb));
+  EXPECT_TRUE(submitted.ok()) << submitted;
+  if (!submitted.ok()) return out;
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return done; });
+  return out;
+}
+
+// The longest golden row with images.
+Row ImageRow(const TextModel& m) {
+  Row best;
+  for (Row& r : GoldenRows(m.dims().image_token_id, m.dims().image_seq_len)) {
+    if (r.images.defined() && r.ids.size() > best.ids.size()) best = r;
+  }
+  return best;
+}
+
+void ExpectSame(const Run& a, const Run& b, const std::string& what) {
+  EXPECT_EQ(a.ids, b.ids) << what;
+  ASSERT_EQ(a.first_logits.size(), b.first_logits.size()) << what;
+  EXPECT_TRUE(a.first_logits == b.first_logits) << what << ": logits differ";
+}
+
+}  // namespace prefix
+
+// A prompt whose beginning was prefilled before reuses those KV columns (whole chunks, image
+// features part of the key) and gives bit-identical logits and ids.
+TEST(BatchEngineTest, PrefixCacheHitsGiveIdenticalLogitsAndIds) {
+  at::set_num_threads(2);
+  auto m = LoadModel(testing::kTinyModelDir);
+  ASSERT_NE(m, nullptr);
+  const Row row = prefix::ImageRow(*m);
+  ASSERT_TRUE(row.images.defined());
+  const int64_t L = row.ids.size(), chunk = 4;
+  const int64_t first_image =
+      std::find(row.ids.begin(), row.ids.end(), m->dims().image_token_id) - row.ids.begin();
+  ASSERT_GT(L, 3 * chunk);
+  ASSERT_GE(first_image, chunk) << "the test wants text before the image";
+  BatchEngineOptions off_opts;
+  off_opts.prefill_chunk_tokens = chunk;
+  off_opts.prefix_cache = false;
+  BatchEngineOptions on_opts = off_opts;
+  on_opts.prefix_cache = true;
+  auto off = BatchEngine::Create(*m, off_opts);
+  auto on = BatchEngine::Create(*m, on_opts);
+  ASSERT_TRUE(off.ok() && on.ok());
+
+  // The same prompt twice: the second reuses every whole chunk before its last row.
+  const prefix::Run ref = prefix::RunAlone(**off, Greedy(row.ids, row.images, 12));
+  EXPECT_EQ(ref.cached, 0);
+  const prefix::Run first = prefix::RunAlone(**on, Greedy(row.ids, row.images, 12));
+  EXPECT_EQ(first.cached, 0);
+  prefix::ExpectSame(ref, first, "first run");
+  const prefix::Run again = prefix::RunAlone(**on, Greedy(row.ids, row.images, 12));
+  EXPECT_EQ(again.cached, (L - 1) / chunk * chunk);
+  prefix::ExpectSame(ref, again, "prefix hit");
+
+  // A second turn: the first prompt, its answer and a new question.
+  std::vector<int64_t> turn2 = row.ids;
+  turn2.insert(turn2.end(), ref.ids.begin(), ref.ids.end());
+  turn2.insert(turn2.end(), row.ids.end() - 7, row.ids.end());
+  // The random test model may generate the <image> id: text only after the first prompt.
+  for (size_t i = row.ids.size(); i < turn2.size(); ++i) {
+    if (turn2[i] == m->dims().image_token_id) turn2[i] = row.ids[0];
+  }
+  const prefix::Run turn2_ref = prefix::RunAlone(**off, Greedy(turn2, row.images, 8));
+  const prefix::Run turn2_on = prefix::RunAlone(**on, Greedy(turn2, row.images, 8));
+  EXPECT_EQ(turn2_on.cached, (L - 1) / chunk * chunk);
+  prefix::ExpectSame(turn2_ref, turn2_on, "second turn");
+
+  // The same tokens with another image: only the chunks before the first image match.
+  const at::Tensor other = row.images.flip(0).mul(0.5).add(0.1).contiguous();
+  const prefix::Run other_ref = prefix::RunAlone(**off, Greedy(row.ids, other, 12));
+  const prefix::Run other_on = prefix::RunAlone(**on, Greedy(row.ids, other, 12));
+  EXPECT_EQ(other_on.cached, first_image / chunk * chunk);
+  prefix::ExpectSame(other_ref, other_on, "another image");
+  EXPECT_NE(other_ref.first_logits, ref.first_logits);
+
+  const BatchEngineStats s = (*on)->stats();
+  EXPECT_EQ(s.prefix_hit_tokens, again.cached + turn2_on.cached + other_on.cached);
+  EXPECT_EQ(s.prefix_query_tokens, 3 * L + static_cast<int64_t>(turn2.size()));
+  EXPECT_GT(s.prefix_cache_bytes, 0);
+  EXPECT_EQ(s.kv_bytes_in_use, 0);
+  EXPECT_EQ((*off)->stats().prefix_cache_bytes, 0);
+}
+
+// Kept prefixes live inside the KV budget: they are evicted (least recently used first) when a
+// sequence needs the room, and never make a sequence wait or fail.
+TEST(BatchEngineTest, PrefixCacheStaysWithinTheKvBudget) {
+  at::set_num_threads(2);
+  auto m = LoadModel(testing::kTinyModelDir);
+  ASSERT_NE(m, nullptr);
+  const Row row = prefix::ImageRow(*m);
+  const int64_t L = row.ids.size(), chunk = 16, new_tokens = 6;
+  const int64_t kept = (L - 1) / chunk * chunk;
+  BatchEngineOptions o;
+  o.prefill_chunk_tokens = chunk;
+  // Room for one running sequence and one kept prefix.
+  o.kv_cache_budget_bytes = m->CacheBytes(1, L + new_tokens) + m->PrefixBytes(kept);
+  auto engine = BatchEngine::Create(*m, o);
+  ASSERT_TRUE(engine.ok());
+  const at::Tensor other = row.images.mul(-1).contiguous();
+
+  EXPECT_EQ(prefix::RunAlone(**engine, Greedy(row.ids, row.images, new_tokens)).cached, 0);
+  EXPECT_EQ((*engine)->stats().prefix_cache_entries, 1);
+  EXPECT_EQ(prefix::RunAlone(**engine, Greedy(row.ids, row.images, new_tokens)).cached, kept);
+  // Another image: its prefix replaces the first one (no room for both).
+  prefix::RunAlone(**engine, Greedy(row.ids, other, new_tokens));
+  BatchEngineStats s = (*engine)->stats();
+  EXPECT_EQ(s.prefix_cache_entries, 1);
+  EXPECT_LE(s.prefix_cache_bytes, o.kv_cache_budget_bytes);
+  EXPECT_EQ(prefix::RunAlone(**engine, Greedy(row.ids, other, new_tokens)).cached, kept);
+  // The first image's prefix was evicted: only the text before the image is found again.
+  const int64_t first_image =
+      std::find(row.ids.begin(), row.ids.end(), m->dims().image_token_id) - row.ids.begin();
+  EXPECT_EQ(prefix::RunAlone(**engine, Greedy(row.ids, row.images, new_tokens)).cached,
+            first_image / chunk * chunk);
+  s = (*engine)->stats();
+  EXPECT_EQ(s.kv_bytes_in_use, 0);
+  EXPECT_LE(s.prefix_cache_bytes, o.kv_cache_budget_bytes);
 }
 
 }  // namespace

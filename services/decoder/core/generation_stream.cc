@@ -113,6 +113,7 @@ absl::Status SubmitStream(BatchEngine& engine, const DecoderModel& model,
     GenerationOutcome out;
     out.finish_reason = result->row.finish_reason;
     out.prompt_tokens = result->row.prompt_tokens;
+    out.cached_prompt_tokens = result->cached_prompt_tokens;
     out.completion_tokens = result->row.completion_tokens;
     out.queue_ms = result->queue_seconds * 1e3;
     out.prefill_ms = result->prefill_seconds * 1e3;

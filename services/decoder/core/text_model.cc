@@ -239,6 +239,47 @@ int64_t TextModel::CacheBytes(int64_t batch, int64_t capacity) const {
          batch * capacity;
 }
 
+int64_t TextModel::PrefixBytes(int64_t length) const {
+  return CacheBytes(1, length) - length;  // no validity mask
+}
+
+absl::StatusOr<KvPrefix> TextModel::CopyPrefix(const KvCache& cache, int64_t length) const {
+  if (cache.batch_ != 1 || length < 1 || length > cache.length_ || cache.next_pos_[0] != cache.length_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot copy a prefix of ", length, " columns from a cache of batch ", cache.batch_,
+        " holding ", cache.length_));
+  }
+  return Guarded("copying a KV prefix", [&]() -> absl::StatusOr<KvPrefix> {
+    KvPrefix p;
+    p.length = length;
+    for (int64_t l = 0; l < dims_.num_layers; ++l) {
+      p.keys.push_back(cache.keys_[l].narrow(2, 0, length).clone());
+      p.values.push_back(cache.values_[l].narrow(2, 0, length).clone());
+    }
+    p.bytes = PrefixBytes(length);
+    return p;
+  });
+}
+
+absl::Status TextModel::LoadPrefix(const KvPrefix& prefix, int64_t length, KvCache& cache) const {
+  if (cache.batch_ != 1 || cache.length_ != 0 || length < 1 || length > prefix.length ||
+      length > cache.capacity_ || static_cast<int64_t>(prefix.keys.size()) != dims_.num_layers) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot load ", length, " prefix columns (of ", prefix.length, ") into a cache of batch ",
+        cache.batch_, ", capacity ", cache.capacity_, ", holding ", cache.length_));
+  }
+  return Guarded("loading a KV prefix", [&]() -> absl::Status {
+    for (int64_t l = 0; l < dims_.num_layers; ++l) {
+      cache.keys_[l].narrow(2, 0, length).copy_(prefix.keys[l].narrow(2, 0, length));
+      cache.values_[l].narrow(2, 0, length).copy_(prefix.values[l].narrow(2, 0, length));
+    }
+    cache.key_valid_.narrow(1, 0, length).fill_(true);
+    cache.length_ = length;
+    cache.next_pos_[0] = length;
+    return absl::OkStatus();
+  });
+}
+
 absl::StatusOr<DecodeScratch> TextModel::NewDecodeScratch(int64_t max_rows,
                                                           int64_t max_logit_rows) const {
   if (max_rows < 1) return absl::InvalidArgumentError("decode scratch needs max_rows >= 1");

@@ -137,6 +137,15 @@ class DecodeScratch {
 
 // One row of TextModel::Step: the next input of a sequence (a generated token, or a prompt
 // position of a prefill chunk).
+// A copy of the first `length` columns of a batch-1 cache (keys after RoPE and values of every
+// layer): a later sequence whose first rows are the same inputs starts from it instead of
+// prefilling them again (prefix caching). Immutable once made; made by TextModel::CopyPrefix.
+struct KvPrefix {
+  int64_t length = 0;
+  std::vector<at::Tensor> keys, values;  // per layer [1, KV, length, hd], the model's dtype
+  int64_t bytes = 0;                     // the tensors' bytes
+};
+
 struct StepRow {
   KvCache* cache = nullptr;            // the sequence's batch-1 cache
   int64_t token = -1;                  // input token id, or
@@ -169,6 +178,17 @@ class TextModel {
                                    bool with_scratch = true) const;
   // Bytes NewCache(batch, capacity, false) allocates (keys, values, validity).
   int64_t CacheBytes(int64_t batch, int64_t capacity) const;
+  // Bytes CopyPrefix(cache, length) allocates.
+  int64_t PrefixBytes(int64_t length) const;
+
+  // Copies columns [0, length) of a batch-1 unpadded `cache` (FAILED_PRECONDITION unless it
+  // holds at least `length` columns; RESOURCE_EXHAUSTED when memory runs out).
+  absl::StatusOr<KvPrefix> CopyPrefix(const KvCache& cache, int64_t length) const;
+  // Writes the first `length` columns of `prefix` into an empty batch-1 `cache`, which then
+  // continues (PrefillChunk, Step) exactly as if those rows had been prefilled into it.
+  // FAILED_PRECONDITION for a non-empty cache, a wrong batch, or length beyond the prefix or
+  // the cache's capacity.
+  absl::Status LoadPrefix(const KvPrefix& prefix, int64_t length, KvCache& cache) const;
 
   // Scratch for Step over up to `max_rows` rows, of which up to `max_logit_rows` (default:
   // all) return logits.

@@ -84,6 +84,7 @@ BatchEngineOptions EngineOptions(const DecoderServiceOptions& options) {
   eo.max_running = options.max_running;
   eo.prefill_chunk_tokens = options.prefill_chunk_tokens;
   eo.kv_cache_budget_bytes = options.kv_cache_budget_bytes;
+  eo.prefix_cache = options.prefix_cache;
   eo.max_waiting = options.max_queue;
   eo.thread_init = [threads = options.threads] { at::set_num_threads(threads); };
   return eo;
@@ -187,7 +188,7 @@ BatchEngineStats DecoderService::engine_stats() const {
     msg.set_text(std::move(delta.text));
     stream->Push(grpc_util::Serialize(msg));
   };
-  cb.on_done = [state, stream = stream, m, finish](absl::StatusOr<GenerationOutcome> result) {
+  cb.on_done = [state, stream = stream, m, finish, prefix_cache = options_.prefix_cache](absl::StatusOr<GenerationOutcome> result) {
     if (state->started != Clock::time_point()) {
       m->num_requests_running->Decrement();
     } else {
@@ -210,7 +211,11 @@ BatchEngineStats DecoderService::engine_stats() const {
     last.set_prefill_ms(result->prefill_ms);
     last.set_decode_ms(result->decode_ms);
     stream->Push(grpc_util::Serialize(last));
-    m->prompt_tokens->Increment(static_cast<double>(result->prompt_tokens));
+    m->prompt_tokens->Increment(static_cast<double>(result->prompt_tokens - result->cached_prompt_tokens));
+    if (prefix_cache) {
+      m->prefix_cache_queries->Increment(static_cast<double>(result->prompt_tokens));
+      m->prefix_cache_hits->Increment(static_cast<double>(result->cached_prompt_tokens));
+    }
     m->RecordSuccess(std::string(FinishReasonName(result->finish_reason)));
     finish(absl::OkStatus(), result->prefill_ms);
   };

@@ -25,6 +25,7 @@ struct DecoderServiceOptions {
   int max_running = 16;                  // sequences decoded together
   int64_t prefill_chunk_tokens = 256;    // prompt tokens prefilled between decode steps
   int64_t kv_cache_budget_bytes = int64_t{2} << 30;
+  bool prefix_cache = true;              // BatchEngineOptions::prefix_cache
   DecoderLimits limits;                  // max_new_tokens, stop strings, prompt length
 };
 

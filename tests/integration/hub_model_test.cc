@@ -1,0 +1,146 @@
+// `--model org/name` through the Hub: the stages download a model missing from the Hugging Face
+// cache (a fake Hub on loopback: tests/tools/fake_hub_server.py), `smolvlm download` fills and
+// reads the same cache, and offline starts use what is cached.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/integration/stage_process.h"
+
+namespace smolserve::testing {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr char kRepo[] = "smolserve-test/tiny-smolvlm2";
+constexpr char kTinyDir[] = "tests/golden/models/tiny-smolvlm2-256m-geometry";
+
+std::string TmpDir() {
+  const char* t = std::getenv("TEST_TMPDIR");
+  return t != nullptr ? t : "/tmp";
+}
+
+// The fake Hub serving the tiny test model as kRepo; stopped with SIGTERM.
+class FakeHub {
+ public:
+  explicit FakeHub(const std::string& dir) : port_file_(dir + "/hub.port") {
+    fs::remove(port_file_);
+    std::vector<std::string> argv = {"python3", "tests/tools/fake_hub_server.py", "--port", "0",
+                                     "--port_file", port_file_, "--quiet",
+                                     "--repo", std::string(kRepo) + "=" + kTinyDir};
+    pid_ = fork();
+    if (pid_ == 0) {
+      std::vector<char*> cargv;
+      for (auto& a : argv) cargv.push_back(a.data());
+      cargv.push_back(nullptr);
+      execvp("python3", cargv.data());
+      _exit(127);
+    }
+    for (int i = 0; i < 2000 && port_ <= 0; ++i) {
+      std::ifstream(port_file_) >> port_;
+      if (port_ <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  ~FakeHub() { Stop(); }
+  void Stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
+
+ private:
+  std::string port_file_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+// Runs a command, returns {exit status, stdout}.
+std::pair<int, std::string> RunCommand(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>" + TmpDir() + "/cmd.err").c_str(), "r");
+  if (p == nullptr) return {-1, ""};
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string ErrLog() {
+  std::ifstream f(TmpDir() + "/cmd.err");
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+TEST(HubModel, StagesDownloadOnFirstStartAndRunOfflineFromTheCache) {
+  const std::string cache = TmpDir() + "/hf_cache";
+  fs::remove_all(cache);
+  setenv("HF_HUB_CACHE", cache.c_str(), 1);
+  unsetenv("HF_HUB_OFFLINE");
+  unsetenv("HF_TOKEN");
+  FakeHub hub(TmpDir());
+  ASSERT_GT(hub.port(), 0) << "fake Hub did not start";
+  setenv("HF_ENDPOINT", hub.endpoint().c_str(), 1);
+
+  // First start: the model is not cached; the vision stage downloads it, then serves.
+  const std::string model = std::string("--model=") + kRepo;
+  StageProcess vision("vision", "services/vision/vision_server", {model, "--threads=1"});
+  ASSERT_TRUE(vision.Start(0, 120)) << vision.Log();
+  EXPECT_GE(vision.CountLogLines("\"event\":\"hub_download\""), 2) << vision.Log();
+  const fs::path repo_dir = fs::path(cache) / "models--smolserve-test--tiny-smolvlm2";
+  ASSERT_TRUE(fs::exists(repo_dir / "refs" / "main"));
+  std::string commit;
+  std::ifstream(repo_dir / "refs" / "main") >> commit;
+  const fs::path snapshot = repo_dir / "snapshots" / commit;
+  EXPECT_TRUE(fs::exists(snapshot / "config.json"));
+  EXPECT_TRUE(fs::exists(snapshot / "model.safetensors"));
+  vision.Terminate();
+
+  // The CLI (as the chart's download Job runs it) finds the same snapshot; nothing new to fetch.
+  auto [rc, out] = RunCommand(std::string("tools/smolvlm/smolvlm download ") + kRepo);
+  ASSERT_EQ(rc, 0) << ErrLog();
+  EXPECT_EQ(out, snapshot.string() + "\n");
+
+  // The Hub goes away; offline starts use the cache.
+  hub.Stop();
+  setenv("HF_HUB_OFFLINE", "1", 1);
+  StageProcess decoder("decoder", "services/decoder/decoder_server", {model, "--threads=1"});
+  ASSERT_TRUE(decoder.Start(0, 120)) << decoder.Log();
+  decoder.Terminate();
+  std::tie(rc, out) = RunCommand(std::string("tools/smolvlm/smolvlm download ") + kRepo + "@" + commit);
+  EXPECT_EQ(rc, 0) << ErrLog();
+  EXPECT_EQ(out, snapshot.string() + "\n");
+
+  // Offline and not cached: a clear refusal naming the model, not a hang.
+  std::tie(rc, out) = RunCommand("tools/smolvlm/smolvlm download smolserve-test/not-cached");
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(ErrLog().find("not-cached"), std::string::npos) << ErrLog();
+  StageProcess missing("vision_missing", "services/vision/vision_server",
+                       {"--model=smolserve-test/not-cached", "--threads=1"});
+  EXPECT_FALSE(missing.Start(0, 20));
+  EXPECT_NE(missing.Log().find("not-cached"), std::string::npos) << missing.Log();
+  unsetenv("HF_HUB_OFFLINE");
+}
+
+TEST(HubModel, DownloadRefusesMalformedRepoIds) {
+  for (const char* bad : {"../etc", "a/b/c", "org/name@", "-org/x"}) {
+    auto [rc, out] = RunCommand(std::string("tools/smolvlm/smolvlm download '") + bad + "'");
+    EXPECT_NE(rc, 0) << bad;
+    EXPECT_TRUE(out.empty()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace smolserve::testing
