@@ -5,6 +5,9 @@
 #
 #   tests/sanitizers/run.sh asan              core libraries' unit tests, ASan + UBSan
 #   tests/sanitizers/run.sh asan-integration  //tests/integration/..., ASan + UBSan
+#   tests/sanitizers/run.sh asan-ci           the unit tests without LibTorch (the parsers that
+#                                             face clients: JSON, tokenizer, media, HTTP, URLs,
+#                                             keys), ASan + UBSan: what CI runs
 #   tests/sanitizers/run.sh tsan              the concurrency tests, ThreadSanitizer
 #   tests/sanitizers/run.sh MODE [bazel test flags or target patterns...]
 #
@@ -24,13 +27,16 @@ case "$mode" in
   asan-integration)
     config=asan
     targets=(//tests/integration/...) ;;
+  asan-ci)
+    config=asan
+    targets=("tests(//common/... + //services/preprocess/...) except rdeps(//common/... + //services/..., //third_party/system:torch)") ;;
   tsan)
     config=tsan
     targets=(//common/concurrency/... //common/cache/... //common/auth/...
              //services/decoder/core:batch_engine_test //services/vision/core:encode_batcher_test
              //services/preprocess/core:chat_pipeline_test) ;;
   *)
-    echo "usage: $0 asan|asan-integration|tsan [bazel flags or targets...]" >&2
+    echo "usage: $0 asan|asan-ci|asan-integration|tsan [bazel flags or targets...]" >&2
     exit 2 ;;
 esac
 flags=()
@@ -46,6 +52,7 @@ bz() { "$BAZEL" --output_base="$OUTPUT_BASE" "$@"; }
 query="tests(set(${targets[*]}))"
 [ "$mode" = tsan ] && [ -f services/preprocess/server/http/http_server_test.cc ] &&
   query="tests(set(${targets[*]} //services/preprocess/server/http:http_server_test))"
+[ "$mode" = asan-ci ] && query="${targets[0]}"
 mapfile -t tests < <(bz query "$query" 2>/dev/null | sort)
 if ((${#tests[@]} == 0)); then
   echo "0 passed, 1 failed (no test targets)"

@@ -91,6 +91,7 @@ absl::Status StartDecoder(InProcessStages::Impl& s, at::ScalarType dtype,
   options.max_queue = o.max_queue;
   options.threads = s.threads;
   options.limits.max_prompt_tokens = o.limits.max_prompt_tokens;
+  options.prefix_cache = o.prefix_cache;
   s.decoder = std::make_unique<decoder::DecoderService>(options, s.decoder_metrics.get());
   ASSIGN_OR_RETURN(s.decoder_server, grpc_util::ServerRunner::Start(LoopbackServer(), {s.decoder.get()}));
   ASSIGN_OR_RETURN(auto dm, decoder::LoadDecoderModel(s.model_dir, dtype));
@@ -105,6 +106,7 @@ absl::Status StartFront(InProcessStages::Impl& s, const InProcessStagesOptions& 
   options.preprocessor.model_dir = s.model_dir;
   options.preprocessor.limits = o.limits;
   options.workers = o.front_workers;
+  if (o.media_cache_bytes >= 0) options.media_cache_bytes = o.media_cache_bytes;
   options.max_queue = std::max(32, 2 * o.max_queue);
   options.pipeline.media.allow_paths = false;
   options.pipeline.media.base_dir = ".";

@@ -16,10 +16,12 @@ namespace smolserve::cli {
 
 struct InProcessStagesOptions {
   std::string model;            // folder or org/name[@revision]
-  std::string dtype = "f32";    // f32 or bf16 (vision and decoder)
+  std::string dtype = "auto";   // auto, f32 or bf16 (common/runtime/dtype.h)
   int threads = 0;              // LibTorch threads of each stage's worker; 0: the CPU quota
   int max_queue = 16;           // vision/decoder queue (the front's is 32 or more)
   int front_workers = 4;        // requests the front processes at once
+  bool prefix_cache = true;     // the decoder's (--prefix_cache)
+  int64_t media_cache_bytes = -1;  // the front's media cache (-1: its default)
   preprocess::MediaLimits limits;
 };
 

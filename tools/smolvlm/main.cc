@@ -54,6 +54,8 @@ ABSL_FLAG(double, repetition_penalty, -1, "Repetition penalty.");
 ABSL_FLAG(int64_t, seed, -1, "Sampling seed; bench: also the seed of the request draws (unset: 0).");
 ABSL_FLAG(bool, ignore_eos, false, "Generate exactly max_new_tokens.");
 ABSL_FLAG(double, deadline_s, 0, "chat, bench: deadline of each call, seconds (0: none).");
+ABSL_FLAG(bool, prefix_cache, true, "bench --in-process: the decoder's prefix cache.");
+ABSL_FLAG(int64_t, media_cache_bytes, -1, "bench --in-process: the front's media cache bytes (-1: default, 0: off).");
 ABSL_FLAG(std::string, dtype, "auto", "run/bench-local/bench --in-process: auto, f32 or bf16.");
 ABSL_FLAG(int, threads, 0, "LibTorch intra-op threads (0: the CPU quota of this process).");
 ABSL_FLAG(std::string, preset, "256m", "make-model: tiny, 256m, 500m or 2.2b.");
@@ -462,6 +464,8 @@ int Bench() {
     if (so.model.empty()) return Fail(absl::InvalidArgumentError("bench --in-process needs --model"));
     so.dtype = absl::GetFlag(FLAGS_dtype);
     so.threads = absl::GetFlag(FLAGS_threads);
+    so.prefix_cache = absl::GetFlag(FLAGS_prefix_cache);
+    so.media_cache_bytes = absl::GetFlag(FLAGS_media_cache_bytes);
     // Queues deep enough for every closed-loop worker: the point measures latency, not refusals.
     int most = o.concurrency;
     for (int c : o.sweep) most = std::max(most, c);
@@ -474,6 +478,8 @@ int Bench() {
     o.mode = "in-process";
     o.extra["model"] = so.model;
     o.extra["dtype"] = so.dtype;
+    o.extra["prefix_cache"] = so.prefix_cache;
+    o.extra["media_cache_bytes"] = so.media_cache_bytes;
     o.extra["stage_threads"] = stages->threads();
   } else {
     o.target = absl::GetFlag(FLAGS_target);

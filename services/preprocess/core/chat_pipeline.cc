@@ -1,6 +1,7 @@
 #include "services/preprocess/core/chat_pipeline.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -12,7 +13,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/blocking_counter.h"
 #include "common/status/exception_status.h"
 #include "common/status/retry_after.h"
 #include "common/status/status_macros.h"
@@ -216,16 +216,23 @@ void ChatPipeline::RunConversations(const ChatRequest& request, const ChatContex
     for (int b = 0; b < B; ++b) RunConversation(b, request, ctx, shared);
     return;
   }
-  absl::BlockingCounter done(B - 1);
+  // A mutex-guarded count, not absl::BlockingCounter: every conversation's writes must be
+  // visibly ordered before Assemble reads them, also to ThreadSanitizer (Debian's Abseil is not
+  // instrumented, so the atomics inside BlockingCounter look like no synchronisation at all).
+  std::mutex mu;
+  std::condition_variable cv;
+  int remaining = B - 1;
   for (int b = 1; b < B; ++b) {
-    std::function<void()> task = [this, b, &request, &ctx, &shared, &done] {
+    std::function<void()> task = [this, b, &request, &ctx, &shared, &mu, &cv, &remaining] {
       RunConversation(b, request, ctx, shared);
-      done.DecrementCount();
+      std::lock_guard<std::mutex> lock(mu);
+      if (--remaining == 0) cv.notify_all();
     };
     if (!pool_->TrySubmit(task)) task();  // the pool is busy: this thread runs it
   }
   RunConversation(0, request, ctx, shared);
-  done.Wait();
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return remaining == 0; });
 }
 
 absl::StatusOr<at::Tensor> ChatPipeline::ConversationEmbeddings(int b, const ChatContext& ctx,
