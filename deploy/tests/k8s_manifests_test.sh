@@ -214,7 +214,7 @@ check "validator: a front without a client certificate for vision/decoder" fails
   "requires client certificates (--tls_ca) but the front has no --downstream_tls_cert" "${VALIDATE[@]}" "$R/broken-client.yaml"
 sed -e 's|--tls_ca=/etc/smolserve/tls/internal/ca.crt|--tls_ca=/tmp/ca.crt|' "$R/mtls.yaml" > "$R/broken-path.yaml"
 check "validator: a key flag off the Secret volume" fails_with "--tls_ca: volume tmp is not a Secret" "${VALIDATE[@]}" "$R/broken-path.yaml"
-sed -e 's|SMOLSERVE_DTYPE: "f32"|SMOLSERVE_DTYPE: "-----BEGIN PRIVATE KEY-----"|' "$R/default.yaml" > "$R/broken-pem.yaml"
+sed -e 's|SMOLSERVE_DTYPE: "auto"|SMOLSERVE_DTYPE: "-----BEGIN PRIVATE KEY-----"|' "$R/default.yaml" > "$R/broken-pem.yaml"
 check "validator: key material in a ConfigMap" fails_with "holds a PEM key or certificate" "${VALIDATE[@]}" "$R/broken-pem.yaml"
 # (the front comes first in helm's output: in mtls-stage the first health probe is the front's.)
 sed -e '0,/grpc: {port: 8090}/s//grpc: {port: 50051}/' "$R/mtls-stage.yaml" > "$R/broken-probe.yaml"

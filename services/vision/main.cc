@@ -17,7 +17,7 @@
 #include "common/model/config.h"
 #include "common/model/weights.h"
 #include "common/runtime/cpu_quota.h"
-#include "services/vision/core/model_revision.h"
+#include "common/model/model_revision.h"
 #include "services/vision/server/vision_service.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
   std::future<absl::StatusOr<std::string>> computed_revision;
   if (!revision_from_flag) {
     computed_revision = std::async(std::launch::async, [dir = *model_dir] {
-      return vision::ComputeModelRevision(dir);
+      return model::ComputeModelRevision(dir);
     });
   }
   auto config = model::LoadModelConfig(*model_dir);

@@ -338,5 +338,33 @@ TEST(StageFailures, SigtermFinishesInFlightWork) {
   EXPECT_EQ(run.deltas, 300);
 }
 
+// A rolling update that leaves the vision and decoder stages on different weights: answers
+// with images are refused (FAILED_PRECONDITION naming both revisions), never generated from
+// mismatched embeddings; text still works. Both stages compute the same revision from the same
+// files (the other tests run that way).
+TEST(StageRevisions, TheDecoderRefusesEmbeddingsOfAnotherVisionModel) {
+  StageProcess vision("vision", kVision, {kModel, "--threads=1", "--model_revision=rev-new"});
+  StageProcess decoder("decoder", kDecoder, {kModel, "--threads=1", "--model_revision=rev-old"});
+  ASSERT_TRUE(vision.Start());
+  ASSERT_TRUE(decoder.Start());
+  StageProcess front("front", kFront, {kModel, "--vision_target=" + vision.address(),
+                                       "--decoder_target=" + decoder.address()});
+  ASSERT_TRUE(front.Start());
+  v1::ChatRequest image = GreedyRequest(ImageMessages("media/baboon.jpg"), 4);
+  image.mutable_processor()->set_do_image_splitting(false);
+  for (int attempt = 0; attempt < 2; ++attempt) {  // the second from the front's media cache
+    ChatRun run = Chat(front.address(), image);
+    EXPECT_EQ(run.status.error_code(), ::grpc::StatusCode::FAILED_PRECONDITION)
+        << run.status.error_message();
+    EXPECT_NE(run.status.error_message().find("'rev-new'"), std::string::npos)
+        << run.status.error_message();
+    EXPECT_NE(run.status.error_message().find("'rev-old'"), std::string::npos)
+        << run.status.error_message();
+  }
+  ChatRun text = Chat(front.address(), GreedyRequest(TextMessages("Hello"), 4));
+  EXPECT_TRUE(text.status.ok()) << text.status.error_message();
+  EXPECT_EQ(decoder.CountLogLines("\"revision\":\"rev-old\""), 1) << decoder.Log();
+}
+
 }  // namespace
 }  // namespace smolserve::testing

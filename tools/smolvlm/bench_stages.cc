@@ -17,7 +17,7 @@
 #include "common/status/status_macros.h"
 #include "services/decoder/server/decoder_service.h"
 #include "services/preprocess/server/front.h"
-#include "services/vision/core/model_revision.h"
+#include "common/model/model_revision.h"
 #include "services/vision/server/vision_service.h"
 
 namespace smolserve::cli {
@@ -78,7 +78,7 @@ absl::Status StartVision(InProcessStages::Impl& s, const model::ModelConfig& con
   ASSIGN_OR_RETURN(auto model, vision::VisionModel::Create(config, *weights, vision_options));
   // The embedding cache keys on the checkpoint's revision, hashed from the files as the
   // stage does without --model_revision.
-  ASSIGN_OR_RETURN(const std::string revision, vision::ComputeModelRevision(s.model_dir));
+  ASSIGN_OR_RETURN(const std::string revision, model::ComputeModelRevision(s.model_dir));
   RETURN_IF_ERROR(s.vision->SetModel(std::move(model), revision));
   s.vision_server->SetServing(true);
   return absl::OkStatus();
@@ -95,7 +95,8 @@ absl::Status StartDecoder(InProcessStages::Impl& s, at::ScalarType dtype,
   s.decoder = std::make_unique<decoder::DecoderService>(options, s.decoder_metrics.get());
   ASSIGN_OR_RETURN(s.decoder_server, grpc_util::ServerRunner::Start(LoopbackServer(), {s.decoder.get()}));
   ASSIGN_OR_RETURN(auto dm, decoder::LoadDecoderModel(s.model_dir, dtype));
-  RETURN_IF_ERROR(s.decoder->SetModel(std::move(dm)));
+  ASSIGN_OR_RETURN(const std::string revision, model::ComputeModelRevision(s.model_dir));
+  RETURN_IF_ERROR(s.decoder->SetModel(std::move(dm), revision));
   s.decoder_server->SetServing(true);
   return absl::OkStatus();
 }

@@ -95,7 +95,9 @@ DecoderService::DecoderService(const DecoderServiceOptions& options, metrics::St
 
 DecoderService::~DecoderService() { Shutdown(); }
 
-absl::Status DecoderService::SetModel(std::unique_ptr<DecoderModel> model) {
+absl::Status DecoderService::SetModel(std::unique_ptr<DecoderModel> model,
+                                      const std::string& model_revision) {
+  model_revision_ = model_revision;
   auto engine = BatchEngine::Create(*model->model, EngineOptions(options_));
   if (!engine.ok()) return engine.status();
   model_ = std::move(model);
@@ -144,6 +146,16 @@ BatchEngineStats DecoderService::engine_stats() const {
   StreamInput input;
   input.input_ids.assign(request->input_ids().begin(), request->input_ids().end());
   input.generation = grpc_util::GenerationFromProto(request->generation());
+  if (request->has_image_hidden_states() && !request->vision_model_revision().empty() &&
+      !model_revision_.empty() && request->vision_model_revision() != model_revision_) {
+    const absl::Status mismatch = absl::FailedPreconditionError(absl::StrCat(
+        "image embeddings come from vision model revision '",
+        request->vision_model_revision().substr(0, 80), "', this decoder serves revision '",
+        model_revision_, "': the vision and decoder stages must serve the same model"));
+    m->RecordFailure(mismatch.code());
+    finish(mismatch, 0);
+    return reactor;
+  }
   if (request->has_image_hidden_states()) {
     c10::InferenceMode guard;
     auto images = grpc_util::TensorFromProto(request->image_hidden_states(), "image_hidden_states");

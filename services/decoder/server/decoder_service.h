@@ -38,8 +38,10 @@ class DecoderService final
   DecoderService(const DecoderServiceOptions& options, metrics::StageMetrics* metrics);
   ~DecoderService() override;
 
-  // Starts the engine on `model`; the service answers from then on.
-  absl::Status SetModel(std::unique_ptr<DecoderModel> model);
+  // Starts the engine on `model`; the service answers from then on. `model_revision`
+  // (common/model/model_revision.h; "" unknown) is compared with each request's
+  // vision_model_revision: image embeddings of another revision get FAILED_PRECONDITION.
+  absl::Status SetModel(std::unique_ptr<DecoderModel> model, const std::string& model_revision);
   // Refuses new requests and lets the queued and running ones finish.
   void Shutdown();
   BatchEngineStats engine_stats() const;
@@ -49,6 +51,7 @@ class DecoderService final
 
  private:
   DecoderServiceOptions options_;
+  std::string model_revision_;  // set before ready_
   metrics::StageMetrics* metrics_;
   std::unique_ptr<DecoderModel> model_;
   std::unique_ptr<BatchEngine> engine_;

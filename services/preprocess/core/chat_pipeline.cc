@@ -77,6 +77,7 @@ struct ChatPipeline::Conversation {
   double vision_ms = 0, prefill_ms = 0, decode_ms = 0;
   int64_t embedding_bytes = 0;
   int cached_tiles = 0;
+  std::string vision_model_revision;  // of the embeddings sent to the decoder
 };
 
 struct ChatPipeline::Shared {
@@ -182,6 +183,10 @@ absl::StatusOr<PreparedBatch> ChatPipeline::Prepare(const ChatRequest& request,
     lookup = [this, &shared](int index, const MediaKeys& keys) -> std::optional<MediaInfo> {
       if (static_cast<int>(shared.hits.size()) <= index) shared.hits.resize(index + 1);
       shared.hits[index] = media_cache_->Find(keys);
+      if (shared.hits[index] != nullptr &&
+          shared.hits[index]->model_revision != VisionRevision()) {
+        shared.hits[index] = nullptr;  // embeddings of an older vision model: encode again
+      }
       if (shared.hits[index] == nullptr) return std::nullopt;
       return shared.hits[index]->info;
     };
@@ -265,6 +270,8 @@ absl::StatusOr<at::Tensor> ChatPipeline::ConversationEmbeddings(int b, const Cha
     conv.vision_ms = Ms(v0, Clock::now());
     if (!encoded.ok()) return WithStage(encoded.status(), "vision");
     conv.embedding_bytes = encoded->wire_bytes;
+    conv.vision_model_revision = encoded->model_revision;
+    NoteVisionRevision(encoded->model_revision);
     conv.cached_tiles += encoded->cached_tiles;
     fresh = encoded->image_hidden_states;
     if (!fresh.defined() || fresh.dim() != 3 || fresh.size(0) != n_encode) {
@@ -281,6 +288,14 @@ absl::StatusOr<at::Tensor> ChatPipeline::ConversationEmbeddings(int b, const Cha
     for (int i : items) {
       const MediaInfo& m = batch.media[i];
       if (m.from_cache) {
+        const std::string& cached = shared.hits[i]->model_revision;
+        if (n_encode > 0 && cached != conv.vision_model_revision) {
+          return absl::UnavailableError(absl::StrCat(
+              "preprocess: the vision model changed during the request (cached embeddings of "
+              "revision '", cached, "', the vision stage now serves '", conv.vision_model_revision,
+              "'); retry"));
+        }
+        conv.vision_model_revision = cached;
         parts.push_back(shared.hits[i]->embeddings);
         continue;
       }
@@ -290,6 +305,7 @@ absl::StatusOr<at::Tensor> ChatPipeline::ConversationEmbeddings(int b, const Cha
         auto entry = std::make_shared<CachedMedia>();
         entry->info = m;
         entry->embeddings = rows.clone();
+        entry->model_revision = conv.vision_model_revision;
         media_cache_->Store(m.keys, std::move(entry));
       }
       parts.push_back(rows);
@@ -326,6 +342,7 @@ void ChatPipeline::RunConversation(int b, const ChatRequest& request, const Chat
     if (mask[i]) call.input_ids.push_back(ids[i]);
   }
   call.image_hidden_states = *std::move(embeddings);
+  call.vision_model_revision = conv.vision_model_revision;
   call.generation = request.generation;
   if (request.distinct_seeds && call.generation.seed) *call.generation.seed += b;
   CallContext cc = ctx.call;
@@ -358,6 +375,16 @@ void ChatPipeline::RunConversation(int b, const ChatRequest& request, const Chat
   conv.choice.usage.cached_prompt_tokens = outcome->cached_prompt_tokens;
   conv.prefill_ms = outcome->prefill_ms;
   conv.decode_ms = outcome->decode_ms;
+}
+
+std::string ChatPipeline::VisionRevision() const {
+  std::lock_guard<std::mutex> lock(revision_mu_);
+  return vision_revision_;
+}
+
+void ChatPipeline::NoteVisionRevision(const std::string& revision) const {
+  std::lock_guard<std::mutex> lock(revision_mu_);
+  vision_revision_ = revision;
 }
 
 ChatResult ChatPipeline::Assemble(const ChatContext& ctx, Shared& shared) const {

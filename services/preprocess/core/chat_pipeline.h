@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -137,6 +138,11 @@ class ChatPipeline {
   VisionClient* vision_;
   DecoderClient* decoder_;
   MediaCache* media_cache_;
+  // The vision stage's model revision as its last answer reported it.
+  std::string VisionRevision() const;
+  void NoteVisionRevision(const std::string& revision) const;
+  mutable std::mutex revision_mu_;
+  mutable std::string vision_revision_;  // guarded by revision_mu_
   BoundedExecutor* pool_;
   metrics::StageMetrics* metrics_;
 };

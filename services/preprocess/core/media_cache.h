@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include <ATen/core/Tensor.h>
 
@@ -19,6 +20,9 @@ struct CachedMedia {
   MediaInfo info;
   // [info.num_tiles, image_seq_len, hidden], contiguous, CPU, in the vision stage's dtype.
   at::Tensor embeddings;
+  // The vision model revision that computed them: entries of another revision than the vision
+  // stage's current one are not used (ChatPipeline), as if the revision were part of the key.
+  std::string model_revision;
   int64_t bytes() const;  // what the entry counts against the cache's budget
 };
 

@@ -40,6 +40,7 @@ struct EncodeOutcome {
   at::Tensor image_hidden_states;  // [n_tiles, image_seq_len, text_hidden], the stage's dtype
   int cached_tiles = 0;            // answered from the vision stage's embedding cache
   int64_t wire_bytes = 0;          // embedding bytes received (0 in process)
+  std::string model_revision;      // of the vision model that computed them ("" unknown)
 };
 
 // The vision stage. Implementations are thread-safe.
@@ -55,6 +56,8 @@ struct GenerateCall {
   std::vector<int32_t> input_ids;  // one prompt, no padding
   at::Tensor image_hidden_states;  // for the prompt's <image> positions, in order; or undefined
   GenerationParams generation;
+  // The vision model revision of image_hidden_states ("" none): the decoder refuses another.
+  std::string vision_model_revision;
 };
 
 // The decoder stage. Implementations are thread-safe.

@@ -53,6 +53,7 @@ absl::StatusOr<EncodeOutcome> GrpcVisionClient::Encode(const EncodeTiles& tiles,
   EncodeOutcome out;
   out.wire_bytes = static_cast<int64_t>(response.image_hidden_states().data().size());
   out.cached_tiles = static_cast<int>(response.cached_tiles());
+  out.model_revision = response.model_revision();
   ASSIGN_OR_RETURN(out.image_hidden_states,
                    grpc_util::TensorFromProto(response.image_hidden_states(), "image_hidden_states"));
   return out;
@@ -72,6 +73,7 @@ absl::StatusOr<GenerationOutcome> GrpcDecoderClient::Generate(
   }
   grpc_util::GenerationToProto(call.generation, request.mutable_generation());
   request.set_request_id(ctx.request_id);
+  request.set_vision_model_revision(call.vision_model_revision);
   ::grpc::ClientContext cc;
   SetDeadline(ctx, &cc);
   GenerationOutcome out;

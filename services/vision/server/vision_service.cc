@@ -153,6 +153,7 @@ absl::Status VisionService::SetModel(std::unique_ptr<VisionModel> model,
     m->vision_encode->Observe(batch.encode_ms / 1e3);
   });
   if (!batcher.ok()) return batcher.status();
+  model_revision_ = model_revision;
   max_tile_side_ = options_.max_tile_side > 0 ? options_.max_tile_side
                                               : model->config().vision.image_size;
   model_ = std::move(model);
@@ -198,6 +199,7 @@ void VisionService::Shutdown() {
     return reactor;
   }
 
+  call->response->set_model_revision(model_revision_);
   job.is_cancelled = [context] { return context->IsCancelled(); };
   const auto sys_now = std::chrono::system_clock::now();
   const auto deadline = context->deadline();

@@ -62,6 +62,7 @@ class VisionService final
   std::unique_ptr<EncodeBatcher> batcher_;
   std::atomic<bool> ready_{false};
   int64_t max_tile_side_ = 0;  // set with the model, before ready_
+  std::string model_revision_;  // set with the model, before ready_; in every EncodeResponse
   std::mutex shutdown_mu_;
   bool shut_down_ = false;
 };

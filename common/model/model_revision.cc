@@ -1,4 +1,4 @@
-#include "services/vision/core/model_revision.h"
+#include "common/model/model_revision.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/cache/sha256.h"
 
-namespace smolserve::vision {
+namespace smolserve::model {
 namespace {
 
 namespace fs = std::filesystem;
@@ -88,4 +88,4 @@ absl::StatusOr<std::string> ComputeModelRevision(absl::string_view model_dir) {
   return cache::DigestHex(hash.Final());
 }
 
-}  // namespace smolserve::vision
+}  // namespace smolserve::model

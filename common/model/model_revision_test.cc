@@ -1,4 +1,4 @@
-#include "services/vision/core/model_revision.h"
+#include "common/model/model_revision.h"
 
 #include <cstdlib>
 #include <filesystem>
@@ -9,7 +9,7 @@
 #include "common/cache/sha256.h"
 #include "gtest/gtest.h"
 
-namespace smolserve::vision {
+namespace smolserve::model {
 namespace {
 
 namespace fs = std::filesystem;
@@ -101,4 +101,4 @@ TEST_F(ModelRevisionTest, MissingFilesAreNotFound) {
 }
 
 }  // namespace
-}  // namespace smolserve::vision
+}  // namespace smolserve::model
