@@ -240,6 +240,27 @@ absl::Status EncodeBatcher::Submit(EncodeJob job, EncodeCallback done) {
                                 " requests, ", options_.max_queued_tiles, " tiles)")),
                             500);
     }
+    // Admission by time: shed at once what would only wait in the queue until its deadline.
+    if (ms_per_tile_ > 0 && r->job.deadline != Clock::time_point::max()) {
+      const double left_ms = Ms(Clock::now(), r->job.deadline);
+      const double own_ms = static_cast<double>(misses) * ms_per_tile_;
+      const double wait_ms = static_cast<double>(queued_tiles_) * ms_per_tile_;
+      if (own_ms > left_ms) {
+        ++stats_.requests_rejected;
+        return absl::DeadlineExceededError(absl::StrCat(
+            "vision: ", misses, " tiles need about ", static_cast<int64_t>(own_ms),
+            " ms to encode here, more than the ", static_cast<int64_t>(std::max(0.0, left_ms)),
+            " ms left before the deadline"));
+      }
+      if (wait_ms + own_ms > left_ms) {
+        ++stats_.requests_rejected;
+        return WithRetryAfter(absl::ResourceExhaustedError(absl::StrCat(
+                                  "vision: busy (", queued_tiles_, " tiles waiting, about ",
+                                  static_cast<int64_t>(wait_ms), " ms): this request would pass "
+                                  "its deadline in the queue")),
+                              static_cast<int64_t>(std::min(wait_ms, 30000.0)));
+      }
+    }
     ++stats_.requests_submitted;
     stats_.cache_hit_tiles += r->cached;
     queue_.push_back(r);
@@ -456,6 +477,11 @@ void EncodeBatcher::RunBatch(Batch& batch, std::vector<std::shared_ptr<Request>>
                                        status.message()));
   }
   for (const auto& r : batch.requests) r->encode_ms += ms;
+  if (status.ok() && n > 0) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const double per_tile = ms / static_cast<double>(n);
+    ms_per_tile_ = ms_per_tile_ == 0 ? per_tile : 0.7 * ms_per_tile_ + 0.3 * per_tile;
+  }
   if (status.ok()) {
     try {
       for (int64_t i = 0; i < n; ++i) {

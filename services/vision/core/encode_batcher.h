@@ -177,6 +177,9 @@ class EncodeBatcher {
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Request>> queue_;  // requests with tiles not yet in a batch
   int64_t queued_tiles_ = 0;
+  // Wall time per encoded tile, a moving average over the model calls (0 until the first):
+  // Submit refuses work that the queue ahead of it would keep past its deadline.
+  double ms_per_tile_ = 0;
   bool stopping_ = false;
   EncodeBatcherStats stats_;
   std::thread worker_;

@@ -298,6 +298,36 @@ TEST_F(EncodeBatcherTest, CancelledAndExpiredRequestsAreDroppedOthersUnaffected)
   EXPECT_EQ(s.queued_tiles, 0);
 }
 
+// Admission by time: once the batcher knows its time per tile, a request whose tiles cannot be
+// encoded before its deadline is refused at Submit (nothing encoded for it); one without a
+// deadline, or with time enough, is served.
+TEST_F(EncodeBatcherTest, WorkThatCannotMeetItsDeadlineIsRefusedAtSubmit) {
+  EncodeBatcherOptions o;
+  o.max_wait = milliseconds(0);
+  auto b = Make(o);
+  ASSERT_NE(b, nullptr);
+  Pending warm = Submit(*b, RandomTiles(21, 2));
+  ASSERT_TRUE(Wait(warm).ok());
+  const int64_t encoded = b->stats().tiles_encoded;
+
+  EncodeJob late;
+  late.pixel_values = RandomTiles(22, 3);
+  late.deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(1);
+  Pending pl = SubmitJob(*b, std::move(late));
+  EXPECT_EQ(pl.submitted.code(), absl::StatusCode::kDeadlineExceeded) << pl.submitted;
+  EXPECT_NE(pl.submitted.message().find("before the deadline"), std::string::npos) << pl.submitted;
+
+  EncodeJob roomy;
+  roomy.pixel_values = RandomTiles(23, 3);
+  roomy.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(600);
+  Pending pr = SubmitJob(*b, std::move(roomy));
+  ASSERT_TRUE(Wait(pr).ok());
+  const EncodeBatcherStats s = b->stats();
+  EXPECT_EQ(s.tiles_encoded, encoded + 3);  // the refused request's tiles never ran
+  EXPECT_EQ(s.requests_rejected, 1);
+  EXPECT_EQ(s.queued_tiles, 0);
+}
+
 // A request without a real tile keeps its first (all-zero) tile, which the model would drop
 // next to real tiles: it gets a model call of its own, the others still share one.
 TEST_F(EncodeBatcherTest, AllPaddingRequestIsEncodedAlone) {
