@@ -51,4 +51,9 @@ expect_fail "rejects mTLS Secrets for only some stages" "$HELM" template t "$CHA
 expect_fail "rejects a media allow-list entry with a comma" "$HELM" template t "$CHART" --set 'preprocess.mediaUrl.allow[0]=a.example\,b.example'
 expect_fail "rejects a non-numeric HTTP limit" "$HELM" template t "$CHART" --set preprocess.http.maxBodyBytes=lots
 expect_fail "rejects the HTTP port on the gRPC port" "$HELM" template t "$CHART" --set preprocess.http.port=50051
+expect_fail "rejects decoder.weights=int4" "$HELM" template t "$CHART" --set decoder.weights=int4
+expect_fail "rejects int8 weights with bf16 compute" "$HELM" template t "$CHART" --set decoder.weights=int8 --set model.dtype=bf16
+weights_arg() { "$HELM" template t "$CHART" "$@" | grep -q -- '- --weights=int8'; }
+check "decoder.weights=int8 reaches the decoder's arguments" weights_arg --set decoder.weights=int8
+expect_fail "no --weights argument by default" weights_arg
 finish

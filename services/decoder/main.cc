@@ -26,6 +26,10 @@ ABSL_FLAG(std::string, model, "", "Model folder or org/name[@revision] in the lo
 ABSL_FLAG(int, threads, 0, "LibTorch intra-op threads (0: the CPU quota of this process).");
 ABSL_FLAG(std::string, dtype, "auto",
           "auto (per CPU: common/runtime/dtype.h), f32 (exact) or bf16.");
+ABSL_FLAG(std::string, weights, "",
+          "Weights the decode steps read: empty (the --dtype), f32, bf16 or int8 (per-channel "
+          "int8 linear layers quantised at load, float32 compute: a quarter of the bytes per "
+          "token).");
 ABSL_FLAG(int, max_queue, 64, "Requests that may wait for a running slot or KV budget; more get RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int, max_running, 16, "Sequences decoded together (continuous batching).");
 ABSL_FLAG(int64_t, prefill_chunk_tokens, 256, "Prompt tokens prefilled between two decode steps of the running batch.");
@@ -55,9 +59,9 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const int threads = absl::GetFlag(FLAGS_threads) > 0 ? absl::GetFlag(FLAGS_threads) : AvailableCpus();
   at::set_num_threads(threads);
-  const absl::StatusOr<at::ScalarType> dtype =
-      ResolveDtype(absl::GetFlag(FLAGS_dtype), DtypeStage::kDecoder);
-  if (!dtype.ok()) return ExitWithError(dtype.status(), 2);
+  const absl::StatusOr<decoder::TextModelOptions> model_options =
+      decoder::DecoderOptionsFromFlags(absl::GetFlag(FLAGS_dtype), absl::GetFlag(FLAGS_weights));
+  if (!model_options.ok()) return ExitWithError(model_options.status(), 2);
   auto model_dir = hub::ResolveOrDownloadModel(absl::GetFlag(FLAGS_model));
   if (!model_dir.ok()) return ExitWithError(model_dir.status(), 2);
 
@@ -102,7 +106,7 @@ int main(int argc, char** argv) {
       return model::ComputeModelRevision(dir);
     });
   }
-  auto dm = decoder::LoadDecoderModel(*model_dir, *dtype);
+  auto dm = decoder::LoadDecoderModel(*model_dir, *model_options);
   if (!dm.ok()) return ExitWithError(dm.status());
   if (computed_revision.valid()) {
     absl::StatusOr<std::string> r = computed_revision.get();
@@ -110,7 +114,8 @@ int main(int argc, char** argv) {
     revision = *std::move(r);
   }
   const nlohmann::json line = {{"stage", "decoder"}, {"event", "model_revision"},
-                               {"revision", revision}, {"dtype", DtypeName(*dtype)},
+                               {"revision", revision}, {"dtype", DtypeName(model_options->dtype)},
+                               {"weights", decoder::WeightsName(*model_options)},
                                {"prefix_cache", options.prefix_cache}};
   std::fprintf(stderr, "%s\n", line.dump().c_str());
   if (auto s = service.SetModel(*std::move(dm), revision); !s.ok()) return ExitWithError(s);

@@ -85,7 +85,7 @@ absl::Status StartVision(InProcessStages::Impl& s, const model::ModelConfig& con
 }
 
 // As services/decoder/main.cc.
-absl::Status StartDecoder(InProcessStages::Impl& s, at::ScalarType dtype,
+absl::Status StartDecoder(InProcessStages::Impl& s, const decoder::TextModelOptions& model_options,
                           const InProcessStagesOptions& o) {
   decoder::DecoderServiceOptions options;
   options.max_queue = o.max_queue;
@@ -94,7 +94,7 @@ absl::Status StartDecoder(InProcessStages::Impl& s, at::ScalarType dtype,
   options.prefix_cache = o.prefix_cache;
   s.decoder = std::make_unique<decoder::DecoderService>(options, s.decoder_metrics.get());
   ASSIGN_OR_RETURN(s.decoder_server, grpc_util::ServerRunner::Start(LoopbackServer(), {s.decoder.get()}));
-  ASSIGN_OR_RETURN(auto dm, decoder::LoadDecoderModel(s.model_dir, dtype));
+  ASSIGN_OR_RETURN(auto dm, decoder::LoadDecoderModel(s.model_dir, model_options));
   ASSIGN_OR_RETURN(const std::string revision, model::ComputeModelRevision(s.model_dir));
   RETURN_IF_ERROR(s.decoder->SetModel(std::move(dm), revision));
   s.decoder_server->SetServing(true);
@@ -134,7 +134,8 @@ double InProcessStages::load_ms() const { return impl_->load_ms; }
 
 absl::StatusOr<std::unique_ptr<InProcessStages>> InProcessStages::Start(const InProcessStagesOptions& o) {
   ASSIGN_OR_RETURN(const at::ScalarType vision_dtype, ResolveDtype(o.dtype, DtypeStage::kVision));
-  ASSIGN_OR_RETURN(const at::ScalarType decoder_dtype, ResolveDtype(o.dtype, DtypeStage::kDecoder));
+  ASSIGN_OR_RETURN(const decoder::TextModelOptions decoder_options,
+                   decoder::DecoderOptionsFromFlags(o.dtype, o.weights));
   const auto start = Clock::now();
   auto impl = std::make_unique<Impl>();
   impl->threads = o.threads > 0 ? o.threads : AvailableCpus();
@@ -144,7 +145,7 @@ absl::StatusOr<std::unique_ptr<InProcessStages>> InProcessStages::Start(const In
   impl->front_metrics = std::make_unique<metrics::StageMetrics>(metrics::Stage::kPreprocess, impl->front_registry);
   ASSIGN_OR_RETURN(const model::ModelConfig config, model::LoadModelConfig(impl->model_dir));
   RETURN_IF_ERROR(StartVision(*impl, config, vision_dtype, o));
-  RETURN_IF_ERROR(StartDecoder(*impl, decoder_dtype, o));
+  RETURN_IF_ERROR(StartDecoder(*impl, decoder_options, o));
   RETURN_IF_ERROR(StartFront(*impl, o));
   impl->load_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   std::fprintf(stderr, "[bench] in-process stages: front %s, vision %s, decoder %s, %d threads each, loaded in %.0f ms\n",

@@ -17,6 +17,7 @@ namespace smolserve::cli {
 struct InProcessStagesOptions {
   std::string model;            // folder or org/name[@revision]
   std::string dtype = "auto";   // auto, f32 or bf16 (common/runtime/dtype.h)
+  std::string weights;          // the decoder's --weights: "" (the dtype), f32, bf16 or int8
   int threads = 0;              // LibTorch threads of each stage's worker; 0: the CPU quota
   int max_queue = 16;           // vision/decoder queue (the front's is 32 or more)
   int front_workers = 4;        // requests the front processes at once

@@ -25,7 +25,7 @@ absl::StatusOr<std::unique_ptr<LocalPipeline>> LocalPipeline::Load(const LocalPi
   vision::VisionOptions vo;
   vo.dtype = o.vision_dtype;
   ASSIGN_OR_RETURN(p->vision_, vision::VisionModel::Create(p->config_, *weights, vo));
-  ASSIGN_OR_RETURN(p->decoder_, decoder::LoadDecoderModel(p->model_dir_, o.dtype, weights.get()));
+  ASSIGN_OR_RETURN(p->decoder_, decoder::LoadDecoderModel(p->model_dir_, o.decoder, weights.get()));
   RETURN_IF_ERROR(weights->CheckAllUsed());
   decoder::BatchEngineOptions eo;
   eo.kv_cache_budget_bytes = o.kv_cache_budget_bytes;

@@ -24,7 +24,7 @@ namespace smolserve::cli {
 
 struct LocalPipelineOptions {
   std::string model;  // folder or org/name[@revision]
-  at::ScalarType dtype = at::kFloat;  // the decoder's: at::kFloat or at::kBFloat16
+  decoder::TextModelOptions decoder;  // dtype (float32 or bfloat16), int8 weights
   at::ScalarType vision_dtype = at::kFloat;
   preprocess::MediaLimits limits;
   decoder::DecoderLimits decoder_limits;

@@ -48,12 +48,12 @@ Loaded& Pipelines() {
     auto* l = new Loaded();
     LocalPipelineOptions o;
     o.model = golden::kTinyModel;
-    o.dtype = at::kFloat;
+    o.decoder.dtype = at::kFloat;
     auto p = LocalPipeline::Load(o);
     EXPECT_TRUE(p.ok()) << p.status();
     if (p.ok()) l->fp32 = *std::move(p);
     o.model = golden::kTinyModelBf16;
-    o.dtype = at::kBFloat16;
+    o.decoder.dtype = at::kBFloat16;
     auto q = LocalPipeline::Load(o);
     EXPECT_TRUE(q.ok()) << q.status();
     if (q.ok()) l->bf16 = *std::move(q);

@@ -57,6 +57,9 @@ ABSL_FLAG(double, deadline_s, 0, "chat, bench: deadline of each call, seconds (0
 ABSL_FLAG(bool, prefix_cache, true, "bench --in-process: the decoder's prefix cache.");
 ABSL_FLAG(int64_t, media_cache_bytes, -1, "bench --in-process: the front's media cache bytes (-1: default, 0: off).");
 ABSL_FLAG(std::string, dtype, "auto", "run/bench-local/bench --in-process: auto, f32 or bf16.");
+ABSL_FLAG(std::string, weights, "",
+          "run/bench-local/bench --in-process: the decoder's weights: empty (the --dtype), f32, "
+          "bf16 or int8.");
 ABSL_FLAG(int, threads, 0, "LibTorch intra-op threads (0: the CPU quota of this process).");
 ABSL_FLAG(std::string, preset, "256m", "make-model: tiny, 256m, 500m or 2.2b.");
 ABSL_FLAG(uint64_t, seed_weights, 0, "make-model: seed of the random weights (--seed works too).");
@@ -94,13 +97,13 @@ constexpr char kUsage[] =
     "  (--model everywhere: a directory, or org/name[@revision], downloaded when not cached)\n"
     "  prepare --model DIR --request REQ.json [--dump-dir OUT]   preprocessing only\n"
     "  run --model DIR|org/name --request REQ.json [--max-new-tokens N] [--greedy | --temperature T\n"
-    "      --top-p P --top-k K --seed S] [--ignore-eos] [--dtype auto|f32|bf16] [--dump-dir OUT]\n"
+    "      --top-p P --top-k K --seed S] [--ignore-eos] [--dtype auto|f32|bf16] [--weights int8] [--dump-dir OUT]\n"
     "  download org/name[@revision]   into the Hugging Face cache (HF_HOME, HF_ENDPOINT, HF_TOKEN)\n"
     "  make-model --preset tiny|256m|500m|2.2b --seed S --out DIR [--bf16]\n"
     "  bench-local --model DIR --image PATH [--video PATH] [--new-tokens 64]\n"
     "  chat --target HOST:PORT (--request REQ.json | --image P --video P --text T) [--stream]\n"
     "       [--max-new-tokens N] [--greedy | --temperature T --top-p P --top-k K --seed S]\n"
-    "  bench (--target HOST:PORT | --in-process --model DIR [--threads N] [--dtype auto|f32|bf16])\n"
+    "  bench (--target HOST:PORT | --in-process --model DIR [--threads N] [--dtype auto|f32|bf16] [--weights int8])\n"
     "       [--concurrency N | --sweep 1,4,16] [--requests M] [--warmup K] [--new-tokens T]\n"
     "       [--mix text=W,image=W,images2=W,video=W] [--seed S] [--image P[,P2]] [--video P]\n"
     "       [--unique-media] [--media-id] [--processor-no-split] [--out FILE.jsonl] [--label L]\n"
@@ -253,6 +256,10 @@ absl::StatusOr<at::ScalarType> DtypeFromFlag(DtypeStage stage = DtypeStage::kDec
   return ResolveDtype(absl::GetFlag(FLAGS_dtype), stage);
 }
 
+absl::StatusOr<decoder::TextModelOptions> DecoderOptionsFromFlags() {
+  return decoder::DecoderOptionsFromFlags(absl::GetFlag(FLAGS_dtype), absl::GetFlag(FLAGS_weights));
+}
+
 void SetThreads() {
   const int t = absl::GetFlag(FLAGS_threads) > 0 ? absl::GetFlag(FLAGS_threads) : AvailableCpus();
   at::set_num_threads(t);
@@ -260,14 +267,14 @@ void SetThreads() {
 
 int Run() {
   SetThreads();
-  auto dtype = DtypeFromFlag();
-  if (!dtype.ok()) return Fail(dtype.status());
+  auto decoder_options = DecoderOptionsFromFlags();
+  if (!decoder_options.ok()) return Fail(decoder_options.status());
   auto loaded = LoadRequest();
   if (!loaded.ok()) return Fail(loaded.status());
   ApplyGenerationFlags(&loaded->first.generation);
   LocalPipelineOptions options;
   options.model = absl::GetFlag(FLAGS_model);
-  options.dtype = *dtype;
+  options.decoder = *decoder_options;
   options.vision_dtype = *DtypeFromFlag(DtypeStage::kVision);
   options.limits = LimitsFromFlags();
   auto pipeline = LocalPipeline::Load(options);
@@ -361,14 +368,14 @@ int MakeModelCommand() {
 
 int BenchLocal() {
   SetThreads();
-  auto dtype = DtypeFromFlag();
-  if (!dtype.ok()) return Fail(dtype.status());
+  auto decoder_options = DecoderOptionsFromFlags();
+  if (!decoder_options.ok()) return Fail(decoder_options.status());
   if (absl::GetFlag(FLAGS_image).empty() && absl::GetFlag(FLAGS_video).empty()) {
     return Fail(absl::InvalidArgumentError("bench-local needs --image (and/or --video)"));
   }
   LocalPipelineOptions options;
   options.model = absl::GetFlag(FLAGS_model);
-  options.dtype = *dtype;
+  options.decoder = *decoder_options;
   options.vision_dtype = *DtypeFromFlag(DtypeStage::kVision);
   options.limits = LimitsFromFlags();
   auto pipeline = LocalPipeline::Load(options);
@@ -377,7 +384,8 @@ int BenchLocal() {
   report["model"] = (*pipeline)->model_dir();
   report["dtype"] = absl::GetFlag(FLAGS_dtype);
   report["vision_dtype"] = DtypeName(options.vision_dtype);
-  report["decoder_dtype"] = DtypeName(options.dtype);
+  report["decoder_dtype"] = DtypeName(options.decoder.dtype);
+  report["decoder_weights"] = decoder::WeightsName(options.decoder);
   report["threads"] = at::get_num_threads();
   auto bench_one = [&](const std::string& key, const std::string& type, const std::string& path) -> absl::Status {
     nlohmann::json j = {{"messages", {{{"role", "user"}, {"content", {{{"type", type}, {"path", path}},
@@ -463,6 +471,7 @@ int Bench() {
     so.model = absl::GetFlag(FLAGS_model);
     if (so.model.empty()) return Fail(absl::InvalidArgumentError("bench --in-process needs --model"));
     so.dtype = absl::GetFlag(FLAGS_dtype);
+    so.weights = absl::GetFlag(FLAGS_weights);
     so.threads = absl::GetFlag(FLAGS_threads);
     so.prefix_cache = absl::GetFlag(FLAGS_prefix_cache);
     so.media_cache_bytes = absl::GetFlag(FLAGS_media_cache_bytes);
@@ -478,6 +487,7 @@ int Bench() {
     o.mode = "in-process";
     o.extra["model"] = so.model;
     o.extra["dtype"] = so.dtype;
+    o.extra["weights"] = so.weights.empty() ? so.dtype : so.weights;
     o.extra["prefix_cache"] = so.prefix_cache;
     o.extra["media_cache_bytes"] = so.media_cache_bytes;
     o.extra["stage_threads"] = stages->threads();

@@ -102,6 +102,71 @@ __attribute__((target_clones("avx2", "default"))) void GemvRowsV8(
   GemvBlocks<RowsV8>(w, n0, n1, K, x, B, y, ldy, accumulate);
 }
 
+// ---- int8 weights: rows widened to float32 in registers (sign extension + convert), then the
+// same two-accumulator scheme as GemvRowsFixed, and one multiply by the row's scale. ----
+typedef int8_t I8x8 __attribute__((vector_size(8)));
+typedef int8_t I8x8U __attribute__((vector_size(8), aligned(1), may_alias));
+
+inline __attribute__((always_inline)) V8 LoadInt8(const int8_t* p) {
+  return __builtin_convertvector(*reinterpret_cast<const I8x8U*>(p), V8);
+}
+
+template <int B>
+inline __attribute__((always_inline)) void GemvRowsInt8Fixed(const int8_t* w, const float* scales,
+                                                             int64_t n0, int64_t n1, int64_t K,
+                                                             const float* x, float* y,
+                                                             int64_t ldy, bool accumulate) {
+  constexpr int A = 2;
+  constexpr int64_t step = 8 * A;
+  const int64_t kv = K / step * step;
+  for (int64_t n = n0; n < n1; ++n) {
+    const int8_t* wr = w + n * K;
+    V8 acc[B][A];
+#pragma GCC unroll 4
+    for (int b = 0; b < B; ++b) {
+#pragma GCC unroll 2
+      for (int i = 0; i < A; ++i) acc[b][i] = V8{0, 0, 0, 0, 0, 0, 0, 0};
+    }
+    for (int64_t k = 0; k < kv; k += step) {
+      V8 wv[A];
+#pragma GCC unroll 2
+      for (int i = 0; i < A; ++i) wv[i] = LoadInt8(wr + k + 8 * i);
+#pragma GCC unroll 4
+      for (int b = 0; b < B; ++b) {
+#pragma GCC unroll 2
+        for (int i = 0; i < A; ++i) acc[b][i] += wv[i] * Load(x + b * K + k + 8 * i);
+      }
+    }
+#pragma GCC unroll 4
+    for (int b = 0; b < B; ++b) {
+      float s = Sum(acc[b][0] + acc[b][1]);
+      for (int64_t k = kv; k < K; ++k) s += static_cast<float>(wr[k]) * x[b * K + k];
+      s *= scales[n];
+      float& out = y[b * ldy + n];
+      out = accumulate ? out + s : s;
+    }
+  }
+}
+
+__attribute__((target_clones("avx2", "default"))) void GemvRowsInt8V8(
+    const int8_t* w, const float* scales, int64_t n0, int64_t n1, int64_t K, const float* x,
+    int64_t B, float* y, int64_t ldy, bool accumulate) {
+  constexpr int64_t kBlock = 16;
+  for (int64_t nb = n0; nb < n1; nb += kBlock) {
+    const int64_t ne = std::min(n1, nb + kBlock);
+    for (int64_t b0 = 0; b0 < B; b0 += 4) {
+      const float* xb = x + b0 * K;
+      float* yb = y + b0 * ldy;
+      switch (std::min<int64_t>(4, B - b0)) {
+        case 1: GemvRowsInt8Fixed<1>(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
+        case 2: GemvRowsInt8Fixed<2>(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
+        case 3: GemvRowsInt8Fixed<3>(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
+        default: GemvRowsInt8Fixed<4>(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
+      }
+    }
+  }
+}
+
 // ---- AVX-512: register tiles of R weight rows x B vectors, one 16-lane accumulator each
 // (k in steps of 16, then a fixed reduction tree and the same scalar tail), so every
 // (row, vector) result is computed identically whatever R and B are. ----
@@ -174,6 +239,11 @@ void GemvRows(const float* w, int64_t n0, int64_t n1, int64_t K, const float* x,
   } else {
     GemvRowsV8(w, n0, n1, K, x, B, y, ldy, accumulate);
   }
+}
+
+void GemvRowsInt8(const int8_t* w, const float* scales, int64_t n0, int64_t n1, int64_t K,
+                  const float* x, int64_t B, float* y, int64_t ldy, bool accumulate) {
+  GemvRowsInt8V8(w, scales, n0, n1, K, x, B, y, ldy, accumulate);
 }
 
 __attribute__((target_clones("avx2", "default"))) void AttendOneHead(

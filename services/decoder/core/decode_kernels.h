@@ -24,6 +24,15 @@ void AttendOneHead(const float* q, const float* k, const float* v, const bool* v
 void GemvRows(const float* w, int64_t n0, int64_t n1, int64_t K, const float* x, int64_t B,
               float* y, int64_t ldy, bool accumulate);
 
+// The same products with 8-bit weights: w holds int8 rows [N, K] with one float scale per
+// row (symmetric, per output channel), and
+//   y[b * ldy + n] (=, or +=) scales[n] * dot(float(w[n, :]), x[b, :]).
+// The weights are widened to float32 in registers, so each token reads a quarter of the bytes
+// of GemvRows. Batch-invariant in the same way as GemvRows (a fixed accumulation order per
+// (row, vector) whatever B is).
+void GemvRowsInt8(const int8_t* w, const float* scales, int64_t n0, int64_t n1, int64_t K,
+                  const float* x, int64_t B, float* y, int64_t ldy, bool accumulate);
+
 }  // namespace smolserve::decoder::internal
 
 #endif  // SMOLSERVE_SERVICES_DECODER_CORE_DECODE_KERNELS_H_

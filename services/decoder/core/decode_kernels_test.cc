@@ -53,6 +53,62 @@ TEST(GemvRowsTest, EachVectorIsBitIdenticalWhateverTheBatch) {
   }
 }
 
+// Symmetric per-row int8 weights and their float32 values.
+struct Int8Rows {
+  at::Tensor q, scales, dequantised;
+};
+Int8Rows RandomInt8Rows(int64_t N, int64_t K) {
+  Int8Rows r;
+  r.q = at::randint(-127, 128, {N, K}).to(at::kChar);
+  r.scales = at::rand({N}) * 0.02 + 0.001;
+  r.dequantised = r.q.to(at::kFloat) * r.scales.unsqueeze(1);
+  return r;
+}
+
+TEST(GemvRowsInt8Test, MatchesMatmulOfTheDequantisedWeights) {
+  at::manual_seed(6);
+  for (int64_t K : {8, 37, 64, 576}) {
+    for (int64_t B = 1; B <= 9; ++B) {
+      const int64_t N = 29;
+      const Int8Rows w = RandomInt8Rows(N, K);
+      at::Tensor x = at::randn({B, K});
+      at::Tensor y0 = at::randn({B, N});
+      const at::Tensor expect = at::mm(x.to(at::kDouble), w.dequantised.to(at::kDouble).t()).to(at::kFloat);
+      at::Tensor y = y0.clone();
+      GemvRowsInt8(w.q.data_ptr<int8_t>(), w.scales.data_ptr<float>(), 0, 11, K,
+                   x.data_ptr<float>(), B, y.data_ptr<float>(), N, false);
+      GemvRowsInt8(w.q.data_ptr<int8_t>(), w.scales.data_ptr<float>(), 11, N, K,
+                   x.data_ptr<float>(), B, y.data_ptr<float>(), N, false);
+      EXPECT_TRUE(at::allclose(y, expect, 1e-5, 1e-4)) << "K=" << K << " B=" << B;
+      y = y0.clone();
+      GemvRowsInt8(w.q.data_ptr<int8_t>(), w.scales.data_ptr<float>(), 0, N, K,
+                   x.data_ptr<float>(), B, y.data_ptr<float>(), N, true);
+      EXPECT_TRUE(at::allclose(y, y0 + expect, 1e-5, 1e-4)) << "K=" << K << " B=" << B;
+    }
+  }
+}
+
+TEST(GemvRowsInt8Test, EachVectorIsBitIdenticalWhateverTheBatch) {
+  at::manual_seed(7);
+  for (int64_t K : {37, 576, 1536}) {
+    const int64_t N = 45, B = 13;
+    const Int8Rows w = RandomInt8Rows(N, K);
+    at::Tensor x = at::randn({B, K});
+    at::Tensor batched = at::zeros({B, N});
+    GemvRowsInt8(w.q.data_ptr<int8_t>(), w.scales.data_ptr<float>(), 0, N, K,
+                 x.data_ptr<float>(), B, batched.data_ptr<float>(), N, false);
+    for (int64_t b = 0; b < B; ++b) {
+      at::Tensor alone = at::zeros({1, N});
+      at::Tensor xb = x.narrow(0, b, 1).contiguous();
+      GemvRowsInt8(w.q.data_ptr<int8_t>(), w.scales.data_ptr<float>(), 0, 20, K,
+                   xb.data_ptr<float>(), 1, alone.data_ptr<float>(), N, false);
+      GemvRowsInt8(w.q.data_ptr<int8_t>(), w.scales.data_ptr<float>(), 20, N, K,
+                   xb.data_ptr<float>(), 1, alone.data_ptr<float>(), N, false);
+      EXPECT_TRUE(at::equal(alone[0], batched[b])) << "K=" << K << " row " << b;
+    }
+  }
+}
+
 TEST(AttendOneHeadTest, MatchesMaskedSoftmaxAttention) {
   at::manual_seed(4);
   for (int64_t hd : {8, 12, 64}) {

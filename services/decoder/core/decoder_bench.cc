@@ -3,7 +3,8 @@
 //
 //   bazel build //services/decoder/core:decoder_bench &&
 //   bazel-bin/services/decoder/core/decoder_bench [--prompt=874] [--decode=64]
-//       [--threads=2] [--repeats=3] [--dtype=f32|bf16] [--batch=1] [--chunk=256]
+//       [--threads=2] [--repeats=3] [--dtype=f32|bf16] [--weights=int8] [--batch=1]
+//       [--chunk=256]
 //
 // Prints one JSON object: prefill tokens/s for the prompt (one forward pass, KV cache filled)
 // and decode tokens/s for `decode` greedy steps after it (per row), as the median of `repeats`
@@ -45,7 +46,8 @@ int Run(int argc, char** argv) {
                                               {"threads", "2"},  {"repeats", "3"},
                                               {"dtype", "f32"},  {"batch", "1"},
                                               {"chunk", "256"},
-                                              {"streams", "0"}, {"prefill_chunk", "256"}};
+                                              {"streams", "0"}, {"prefill_chunk", "256"},
+                                              {"weights", ""}};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     const size_t eq = a.find('=');
@@ -109,6 +111,7 @@ int Run(int argc, char** argv) {
   TextModelOptions options;
   options.dtype = bf16 ? at::kBFloat16 : at::kFloat;
   options.prefill_query_chunk = std::max<int64_t>(1, std::atoll(flags["chunk"].c_str()));
+  options.int8_weights = flags["weights"] == "int8";
   auto created = TextModel::Create(config, *store, options);
   if (!created.ok()) {
     std::fprintf(stderr, "%s\n", created.status().ToString().c_str());
@@ -184,10 +187,10 @@ int Run(int argc, char** argv) {
       int64_t in_window = 0;
       for (double t : token_times) in_window += t > all_started && t <= first_done;
       std::printf(
-          "{\"mode\": \"engine\", \"streams\": %ld, \"threads\": %d, \"prompt_tokens\": %ld, "
+          "{\"mode\": \"engine\", \"weights\": \"%s\", \"streams\": %ld, \"threads\": %d, \"prompt_tokens\": %ld, "
           "\"new_tokens\": %ld, \"wall_s\": %.3f, \"output_tokens_per_s\": %.1f, "
           "\"steady_decode_tokens_per_s\": %.1f, \"last_first_token_s\": %.3f}\n",
-          streams, threads, prompt, decode, t1 - t0, streams * decode / (t1 - t0),
+          options.int8_weights ? "int8" : (bf16 ? "bf16" : "f32"), streams, threads, prompt, decode, t1 - t0, streams * decode / (t1 - t0),
           first_done > all_started ? in_window / (first_done - all_started) : 0.0,
           all_started - t0);
     }
@@ -232,12 +235,12 @@ int Run(int argc, char** argv) {
   const double ps_best = *std::min_element(prefill_s.begin(), prefill_s.end());
   const double ds_best = *std::min_element(decode_s.begin(), decode_s.end());
   std::printf(
-      "{\"model\": \"smolvlm2-256m-text (random weights)\", \"dtype\": \"%s\", \"threads\": %d, "
+      "{\"model\": \"smolvlm2-256m-text (random weights)\", \"dtype\": \"%s\", \"weights\": \"%s\", \"threads\": %d, "
       "\"batch\": %ld, \"prefill_tokens\": %ld, \"prefill_seconds\": %.4f, "
       "\"prefill_tokens_per_s\": %.1f, \"decode_tokens\": %ld, \"decode_seconds\": %.4f, "
       "\"decode_tokens_per_s\": %.2f, \"decode_ms_per_token\": %.2f, \"repeats\": %d, "
       "\"best_prefill_tokens_per_s\": %.1f, \"best_decode_tokens_per_s\": %.2f}\n",
-      bf16 ? "bf16" : "f32", threads, batch, prompt, ps, batch * prompt / ps, decode, ds,
+      bf16 ? "bf16" : "f32", options.int8_weights ? "int8" : (bf16 ? "bf16" : "f32"), threads, batch, prompt, ps, batch * prompt / ps, decode, ds,
       decode / ds, 1000 * ds / decode, repeats, batch * prompt / ps_best, decode / ds_best);
   return 0;
 }

@@ -111,14 +111,35 @@ float Silu(float x) { return x / (1.0f + std::exp(-x)); }
 // y (=, or += when accumulate) x w^T for x [B, K], w [N, K], y [B, N], all contiguous
 // (row-major, y rows N apart). One kernel for every B: each row's result is bit-identical
 // whatever else shares the step (see GemvRows), and the weights are read once per step.
-void Linear(at::Tensor& y, const at::Tensor& x, const at::Tensor& w, bool accumulate) {
+// With int8 weights defined, their rows are read instead of w's.
+void Linear(at::Tensor& y, const at::Tensor& x, const at::Tensor& w, const Int8Rows& w8,
+            bool accumulate) {
   const int64_t B = x.size(0), K = x.size(1), N = w.size(0);
-  const float* wp = w.data_ptr<float>();
   const float* xp = x.data_ptr<float>();
   float* yp = y.data_ptr<float>();
+  if (w8.defined()) {
+    const int8_t* qp = w8.values.data_ptr<int8_t>();
+    const float* sp = w8.scales.data_ptr<float>();
+    at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) {
+      internal::GemvRowsInt8(qp, sp, n0, n1, K, xp, B, yp, N, accumulate);
+    });
+    return;
+  }
+  const float* wp = w.data_ptr<float>();
   at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) {
     internal::GemvRows(wp, n0, n1, K, xp, B, yp, N, accumulate);
   });
+}
+
+// Symmetric per-row int8 quantisation of a float32 [N, K] weight: scale = max|row| / 127
+// (1 for an all-zero row), values = round(w / scale). `w` becomes the dequantised weight.
+Int8Rows QuantizeRows(at::Tensor& w) {
+  Int8Rows r;
+  const at::Tensor amax = w.abs().amax(1);
+  r.scales = at::where(amax > 0, amax / 127.0, at::ones_like(amax)).contiguous();
+  r.values = (w / r.scales.unsqueeze(1)).round().clamp(-127, 127).to(at::kChar).contiguous();
+  w = (r.values.to(at::kFloat) * r.scales.unsqueeze(1)).contiguous();
+  return r;
 }
 
 }  // namespace
@@ -129,6 +150,9 @@ absl::StatusOr<std::unique_ptr<TextModel>> TextModel::Create(const model::ModelC
   const model::TextConfig& tc = config.text;
   if (options.dtype != at::kFloat && options.dtype != at::kBFloat16) {
     return absl::InvalidArgumentError("decoder dtype must be float32 or bfloat16");
+  }
+  if (options.int8_weights && !(options.dtype == at::kFloat && options.fast_decode)) {
+    return absl::InvalidArgumentError("int8 weights need dtype float32 and the fast decode path");
   }
   if (options.prefill_query_chunk < 1) {
     return absl::InvalidArgumentError("prefill_query_chunk must be >= 1");
@@ -215,6 +239,16 @@ absl::StatusOr<std::unique_ptr<TextModel>> TextModel::Create(const model::ModelC
       ASSIGN_OR_RETURN(w.down_proj, take(lp + "mlp.down_proj.weight", {D, I}));
       w.qkv_proj = at::cat({q, k, v}, 0).contiguous();
       w.gate_up_proj = at::cat({gate, up}, 0).contiguous();
+      if (options.int8_weights) {
+        w.qkv_proj_int8 = QuantizeRows(w.qkv_proj);
+        w.o_proj_int8 = QuantizeRows(w.o_proj);
+        w.gate_up_proj_int8 = QuantizeRows(w.gate_up_proj);
+        w.down_proj_int8 = QuantizeRows(w.down_proj);
+      }
+    }
+    if (options.int8_weights) {
+      if (d.tie_word_embeddings) m->weights_.lm_head = m->weights_.lm_head.clone();
+      m->weights_.lm_head_int8 = QuantizeRows(m->weights_.lm_head);
     }
     // RoPE tables in float32, as HF's default rope: inv_freq = 1 / theta^(arange(0,hd,2)/hd),
     // freqs = position * inv_freq.
@@ -795,7 +829,7 @@ int64_t TextModel::DecodeFastRows(absl::Span<const FastRow> rows, const FastBuff
   for (int64_t l = 0; l < dims_.num_layers; ++l) {
     const TextLayerWeights& w = weights_.layers[l];
     RmsNormRows(x, w.input_layernorm.data_ptr<float>(), xn, B, D, eps);
-    Linear(qkv_t, xn_t, w.qkv_proj, /*accumulate=*/false);
+    Linear(qkv_t, xn_t, w.qkv_proj, w.qkv_proj_int8, /*accumulate=*/false);
     const float* qkv = qkv_t.data_ptr<float>();
     float* q = bf.q.data_ptr<float>();
     for (int64_t b = 0; b < B; ++b) {
@@ -826,9 +860,9 @@ int64_t TextModel::DecodeFastRows(absl::Span<const FastRow> rows, const FastBuff
                                 scaling, sc + r * bf.scores_stride, attn + r * hd);
       }
     });
-    Linear(x_t, attn_t, w.o_proj, /*accumulate=*/true);  // residual fused
+    Linear(x_t, attn_t, w.o_proj, w.o_proj_int8, /*accumulate=*/true);  // residual fused
     RmsNormRows(x, w.post_attention_layernorm.data_ptr<float>(), xn, B, D, eps);
-    Linear(gu_t, xn_t, w.gate_up_proj, /*accumulate=*/false);
+    Linear(gu_t, xn_t, w.gate_up_proj, w.gate_up_proj_int8, /*accumulate=*/false);
     const float* gu = gu_t.data_ptr<float>();
     float* act = act_t.data_ptr<float>();
     for (int64_t b = 0; b < B; ++b) {
@@ -836,7 +870,7 @@ int64_t TextModel::DecodeFastRows(absl::Span<const FastRow> rows, const FastBuff
         act[b * I + i] = Silu(gu[b * 2 * I + i]) * gu[b * 2 * I + I + i];
       }
     }
-    Linear(x_t, act_t, w.down_proj, /*accumulate=*/true);
+    Linear(x_t, act_t, w.down_proj, w.down_proj_int8, /*accumulate=*/true);
   }
   // Final norm and lm_head for the rows that want logits only, packed to the front.
   int64_t k = 0;
@@ -847,7 +881,7 @@ int64_t TextModel::DecodeFastRows(absl::Span<const FastRow> rows, const FastBuff
   }
   if (k > 0) {
     at::Tensor xk = xn_t.narrow(0, 0, k), lk = logits_t.narrow(0, 0, k);
-    Linear(lk, xk, weights_.lm_head, /*accumulate=*/false);
+    Linear(lk, xk, weights_.lm_head, weights_.lm_head_int8, /*accumulate=*/false);
   }
   // Advance the caches past their rows.
   for (int64_t b = 0; b < B; ++b) {

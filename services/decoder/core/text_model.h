@@ -45,6 +45,12 @@ struct TextModelOptions {
   // per-head attention kernel over the cache). false = the generic ATen path used for prefill
   // and for bf16 (tests compare the two).
   bool fast_decode = true;
+  // float32 with fast_decode only: the linear layers (q/k/v, o, gate/up, down, lm_head) are
+  // quantised at load to symmetric per-output-channel int8 (scale = max|row| / 127) and the
+  // decode steps read the int8 rows (a quarter of the bytes). The float32 tensors are replaced
+  // by the dequantised values, so the generic path computes with the same weights. Embeddings
+  // and norms stay float32.
+  bool int8_weights = false;
   // Prefill computes attention for this many queries at a time (bounds the scores buffer to
   // heads x chunk x keys). Must be >= 1.
   int64_t prefill_query_chunk = 256;
@@ -69,6 +75,14 @@ struct TextModelDims {
   int64_t group_size() const { return num_heads / num_kv_heads; }
 };
 
+// A linear layer's weights as int8 rows [N, K] and one float32 scale per row [N]
+// (TextModelOptions::int8_weights); undefined tensors otherwise.
+struct Int8Rows {
+  at::Tensor values;  // int8 [N, K]
+  at::Tensor scales;  // float32 [N]
+  bool defined() const { return values.defined(); }
+};
+
 // Weights of one decoder layer, named after the checkpoint keys
 // `model.text_model.layers.{i}.<name>.weight`; q/k/v and gate/up are fused at load time.
 struct TextLayerWeights {
@@ -78,6 +92,8 @@ struct TextLayerWeights {
   at::Tensor post_attention_layernorm;  // [D]
   at::Tensor gate_up_proj;              // cat(mlp.gate_proj, mlp.up_proj) [2 I, D]
   at::Tensor down_proj;                 // mlp.down_proj [D, I]
+  // int8 copies of the four linear layers (TextModelOptions::int8_weights).
+  Int8Rows qkv_proj_int8, o_proj_int8, gate_up_proj_int8, down_proj_int8;
 };
 
 struct TextModelWeights {
@@ -85,6 +101,8 @@ struct TextModelWeights {
   std::vector<TextLayerWeights> layers;
   at::Tensor norm;     // model.text_model.norm.weight [D]
   at::Tensor lm_head;  // lm_head.weight [V, D]; the embed_tokens tensor itself when tied
+  // (with int8_weights, a dequantised copy: embed_tokens stays exact)
+  Int8Rows lm_head_int8;
 };
 
 // Per-sequence-batch key/value cache with all memory allocated up front: per layer

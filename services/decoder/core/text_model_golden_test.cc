@@ -238,5 +238,52 @@ TEST(Bf16GoldenTest, LogitsAndGreedyIds) {
               ids_match, cases, rows_match, rows_total, worst);
 }
 
+// int8 weights (per-output-channel, quantised at load) against the fp32 fixtures: the cost of
+// quantisation, reported per case: max |d logits| of the prefill (which computes with the
+// dequantised weights) and top-1 agreement over the 16 greedy steps with the reference ids fed
+// back (teacher forcing, so one early flip does not count 16 times). The bounds are loose
+// guards against a broken quantiser (a wrong scale gives logits off by O(1..10) and ~no
+// agreement); the printed numbers are the measurement.
+TEST(Int8GoldenTest, AccuracyCostAgainstFp32Fixtures) {
+  TextModelOptions opts;
+  opts.int8_weights = true;
+  std::unique_ptr<TextModel> m = LoadModel(testing::kTinyModelDir, opts);
+  ASSERT_NE(m, nullptr);
+  int agree = 0, steps = 0;
+  double worst = 0;
+  for (const auto& name : CaseNames()) {
+    auto c = LoadGoldenCase(name);
+    ASSERT_TRUE(c.ok()) << c.status();
+    const int64_t B = c->input_ids.size();
+    auto cache = m->NewCache(B, c->input_ids[0].size() + kSteps);
+    ASSERT_TRUE(cache.ok()) << cache.status();
+    auto logits = m->Prefill(c->InputIdsTensor(), c->AttentionMaskTensor(),
+                             c->image_hidden_states, *cache);
+    ASSERT_TRUE(logits.ok()) << logits.status();
+    const double diff = MaxAbsDiff(*logits, c->logits_last);
+    worst = std::max(worst, diff);
+    int case_agree = 0;
+    at::Tensor lg = *logits;
+    for (int s = 0; s < kSteps; ++s) {
+      std::vector<int64_t> fed;
+      for (int64_t b = 0; b < B; ++b) {
+        case_agree += lg[b].argmax().item<int64_t>() == c->generated_ids[b][s];
+        fed.push_back(c->generated_ids[b][s]);
+      }
+      auto next = m->DecodeStep(fed, *cache);
+      ASSERT_TRUE(next.ok()) << next.status();
+      lg = *next;
+    }
+    agree += case_agree;
+    steps += B * kSteps;
+    EXPECT_LE(diff, 1.0) << name;
+    std::printf("[int8] %-24s max|dlogits_last| vs fp32 fixture=%.3g  top-1 agreement %d/%ld\n",
+                name.c_str(), diff, case_agree, B * kSteps);
+  }
+  std::printf("[int8] top-1 agreement over greedy steps: %d of %d (%.1f%%); worst max|dlogits| "
+              "%.3g\n", agree, steps, 100.0 * agree / steps, worst);
+  EXPECT_GE(agree, steps * 8 / 10);
+}
+
 }  // namespace
 }  // namespace smolserve::decoder

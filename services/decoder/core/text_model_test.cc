@@ -280,6 +280,52 @@ TEST(TextModelTest, FastDecodeMatchesGenericDecode) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+// int8 weights: the decode steps (int8 rows in the fast kernels) give the logits the generic
+// path gives with the dequantised float32 weights, and the weights are within half a
+// quantisation step of the checkpoint's.
+TEST(TextModelTest, Int8DecodeStepsMatchTheDequantisedWeights) {
+  TextModelOptions o;
+  o.int8_weights = true;
+  auto m = SmallModel(o);
+  ASSERT_NE(m, nullptr);
+  const model::ModelConfig c = SmallConfig();
+  const std::map<std::string, at::Tensor> raw = SmallWeights(c, true);
+  const TextLayerWeights& l0 = m->weights().layers[0];
+  ASSERT_TRUE(l0.qkv_proj_int8.defined() && l0.down_proj_int8.defined());
+  ASSERT_TRUE(m->weights().lm_head_int8.defined());
+  EXPECT_EQ(l0.down_proj_int8.values.scalar_type(), at::kChar);
+  const at::Tensor down = raw.at("model.text_model.layers.0.mlp.down_proj.weight");
+  const at::Tensor half_step = l0.down_proj_int8.scales.unsqueeze(1) * 0.5 + 1e-7;
+  EXPECT_TRUE(((l0.down_proj - down).abs() <= half_step).all().item<bool>());
+  // Embeddings stay exact.
+  EXPECT_TRUE(at::equal(m->weights().embed_tokens, raw.at("model.text_model.embed_tokens.weight")));
+
+  const std::vector<int64_t> ids = {1, 3, 4, 5, 6, 8, 9, 10, 11, 12};
+  const int64_t n = ids.size();
+  for (int64_t split = 4; split < n; ++split) {
+    std::vector<int64_t> head(ids.begin(), ids.begin() + split);
+    auto a = m->NewCache(1, n);
+    ASSERT_TRUE(a.ok());
+    ASSERT_TRUE(m->Prefill(Ids({head}), Ids({std::vector<int64_t>(split, 1)}), at::Tensor(), *a).ok());
+    at::Tensor stepped;
+    for (int64_t i = split; i < n; ++i) {
+      auto l = m->DecodeStep({ids[i]}, *a);
+      ASSERT_TRUE(l.ok()) << l.status();
+      stepped = *l;
+    }
+    auto b = m->NewCache(1, n);
+    ASSERT_TRUE(b.ok());
+    auto whole = m->Prefill(Ids({ids}), Ids({std::vector<int64_t>(n, 1)}), at::Tensor(), *b);
+    ASSERT_TRUE(whole.ok()) << whole.status();
+    EXPECT_LE((stepped - *whole).abs().max().item<double>(), 5e-5) << "split " << split;
+  }
+  // int8 needs the float32 fast path.
+  TextModelOptions bad = o;
+  bad.fast_decode = false;
+  auto store = model::WeightStore::FromTensors(SmallWeights(c, true));
+  EXPECT_EQ(TextModel::Create(c, *store, bad).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(TextModelTest, CacheAndInputErrors) {
   auto m = SmallModel();
   ASSERT_NE(m, nullptr);
