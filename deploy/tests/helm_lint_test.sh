@@ -53,6 +53,18 @@ expect_fail "rejects a non-numeric HTTP limit" "$HELM" template t "$CHART" --set
 expect_fail "rejects the HTTP port on the gRPC port" "$HELM" template t "$CHART" --set preprocess.http.port=50051
 expect_fail "rejects decoder.weights=int4" "$HELM" template t "$CHART" --set decoder.weights=int4
 expect_fail "rejects int8 weights with bf16 compute" "$HELM" template t "$CHART" --set decoder.weights=int8 --set model.dtype=bf16
+expect_fail "rejects a download script without its image" "$HELM" template t "$CHART" --set model.initContainer.script=true
+job_downloads_with_stage_image() {
+  "$HELM" template t "$CHART" --set model.pvc.download=true --set image.repository=r/smolserve |
+    grep -A4 -- '- name: download' | tr -d '\n' |
+    grep -q 'image: r/smolserve-decoder:.*smolserve-decoder"\].*args: \["--download_only", "--model=$(SMOLSERVE_MODEL)"\]'
+}
+check "the model-download Job runs the decoder image with --download_only" job_downloads_with_stage_image
+init_downloads_with_stage_image() {
+  "$HELM" template t "$CHART" --set model.source=initContainer --set image.repository=r/smolserve |
+    grep -A4 -- '- name: model-download' | tr -d '\n' | grep -q 'image: r/smolserve-vision:.*smolserve-vision"\].*--download_only'
+}
+check "each stage's download initContainer runs its own image with --download_only" init_downloads_with_stage_image
 weights_arg() { "$HELM" template t "$CHART" "$@" | grep -q -- '- --weights=int8'; }
 check "decoder.weights=int8 reaches the decoder's arguments" weights_arg --set decoder.weights=int8
 expect_fail "no --weights argument by default" weights_arg

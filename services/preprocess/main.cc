@@ -1,6 +1,7 @@
 // The preprocess stage: the public front. Decodes media, renders the prompt, orchestrates the
 // vision and decoder stages, and serves the gRPC Front API and the OpenAI-compatible HTTP API.
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <regex>
 
@@ -27,6 +28,10 @@ ABSL_FLAG(int, metrics_port, 9101, "Port of the Prometheus /metrics endpoint (0:
 ABSL_FLAG(int, health_port, -1, "Plaintext port serving only gRPC health, for probes that cannot do TLS (-1: none).");
 ABSL_FLAG(std::string, port_file, "", "Write the ports actually bound to this file (and FILE.metrics, FILE.http).");
 ABSL_FLAG(std::string, model, "", "Model folder or org/name[@revision] (tokenizer, chat template, processor files).");
+ABSL_FLAG(bool, download_only, false,
+          "Resolve --model (downloading org/name[@revision] into the Hugging Face cache when it "
+          "is missing and HF_HUB_OFFLINE is not set), print its folder and exit: the chart's "
+          "model-download Job and initContainer run the stage image this way.");
 ABSL_FLAG(std::string, served_model_name, "", "Model id(s) of the HTTP API, comma-separated (default: --model).");
 ABSL_FLAG(std::string, vision_target, "127.0.0.1:50052", "gRPC target of the vision stage (e.g. dns:///vision:50052 or ipv4:a:1,b:2).");
 ABSL_FLAG(std::string, decoder_target, "127.0.0.1:50053", "gRPC target of the decoder stage.");
@@ -177,6 +182,10 @@ int main(int argc, char** argv) {
   av_log_set_level(AV_LOG_ERROR);
   auto model_dir = hub::ResolveOrDownloadModel(absl::GetFlag(FLAGS_model));
   if (!model_dir.ok()) return ExitWithError(model_dir.status(), 2);
+  if (absl::GetFlag(FLAGS_download_only)) {
+    std::printf("%s\n", model_dir->c_str());
+    return 0;
+  }
 
   grpc_util::StageRuntimeOptions rt_options;
   rt_options.name = "preprocess";

@@ -25,6 +25,10 @@ ABSL_FLAG(int, port, 50052, "Port to listen on (0: any free port).");
 ABSL_FLAG(int, metrics_port, 9102, "Port of the Prometheus /metrics endpoint (0: any free port).");
 ABSL_FLAG(std::string, port_file, "", "Write the ports actually bound to this file (and FILE.metrics).");
 ABSL_FLAG(std::string, model, "", "Model folder or org/name[@revision] in the local HF cache.");
+ABSL_FLAG(bool, download_only, false,
+          "Resolve --model (downloading org/name[@revision] into the Hugging Face cache when it "
+          "is missing and HF_HUB_OFFLINE is not set), print its folder and exit: the chart's "
+          "model-download Job and initContainer run the stage image this way.");
 ABSL_FLAG(int, threads, 0, "LibTorch intra-op threads (0: the CPU quota of this process).");
 ABSL_FLAG(std::string, dtype, "auto",
           "auto (per CPU: common/runtime/dtype.h), f32 (exact) or bf16.");
@@ -68,6 +72,10 @@ int main(int argc, char** argv) {
   if (!dtype.ok()) return ExitWithError(dtype.status(), 2);
   auto model_dir = hub::ResolveOrDownloadModel(absl::GetFlag(FLAGS_model));
   if (!model_dir.ok()) return ExitWithError(model_dir.status(), 2);
+  if (absl::GetFlag(FLAGS_download_only)) {
+    std::printf("%s\n", model_dir->c_str());
+    return 0;
+  }
 
   grpc_util::StageRuntimeOptions rt_options;
   rt_options.name = "vision";

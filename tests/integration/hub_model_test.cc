@@ -134,6 +134,38 @@ TEST(HubModel, StagesDownloadOnFirstStartAndRunOfflineFromTheCache) {
   unsetenv("HF_HUB_OFFLINE");
 }
 
+// The chart's download Job and initContainers run each stage image's binary with
+// --download_only: it fills the cache (HF_HUB_OFFLINE=0 overrides the images' 1), prints the
+// snapshot folder and exits without serving.
+TEST(HubModel, StageBinariesDownloadOnlyAndExit) {
+  const std::string cache = TmpDir() + "/hf_cache_download_only";
+  fs::remove_all(cache);
+  setenv("HF_HUB_CACHE", cache.c_str(), 1);
+  setenv("HF_HUB_OFFLINE", "0", 1);
+  unsetenv("HF_TOKEN");
+  FakeHub hub(TmpDir());
+  ASSERT_GT(hub.port(), 0) << "fake Hub did not start";
+  setenv("HF_ENDPOINT", hub.endpoint().c_str(), 1);
+  const fs::path repo_dir = fs::path(cache) / "models--smolserve-test--tiny-smolvlm2";
+  std::string first;
+  for (const char* binary : {"services/decoder/decoder_server", "services/preprocess/preprocess_server",
+                             "services/vision/vision_server"}) {
+    auto [rc, out] = RunCommand(std::string(binary) + " --download_only --model=" + kRepo);
+    ASSERT_EQ(rc, 0) << binary << ": " << ErrLog();
+    std::string commit;
+    std::ifstream(repo_dir / "refs" / "main") >> commit;
+    ASSERT_FALSE(commit.empty());
+    EXPECT_EQ(out, (repo_dir / "snapshots" / commit).string() + "\n") << binary;
+    EXPECT_TRUE(fs::exists(repo_dir / "snapshots" / commit / "model.safetensors"));
+  }
+  // A model the Hub does not have: a non-zero exit naming it.
+  auto [rc, out] = RunCommand("services/decoder/decoder_server --download_only --model=smolserve-test/absent");
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(ErrLog().find("absent"), std::string::npos) << ErrLog();
+  unsetenv("HF_HUB_OFFLINE");
+  unsetenv("HF_ENDPOINT");
+}
+
 TEST(HubModel, DownloadRefusesMalformedRepoIds) {
   for (const char* bad : {"../etc", "a/b/c", "org/name@", "-org/x"}) {
     auto [rc, out] = RunCommand(std::string("tools/smolvlm/smolvlm download '") + bad + "'");

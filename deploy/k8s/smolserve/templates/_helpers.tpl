@@ -101,35 +101,33 @@ The default download script: fills $HF_HOME/hub with $SMOLSERVE_MODEL (org/name[
 using huggingface_hub; nothing to do when the model is a folder that exists. Preprocess only
 needs the tokenizer, chat template and processor files.
 */}}
-{{- define "smolserve.downloadScript" -}}
-{{- if .Values.model.initContainer.script }}
-{{- .Values.model.initContainer.script }}
+{{/*
+The model-download container's image, command and arguments (dict "root" $ "stage" "vision"):
+by default the stage's own image, whose binary downloads --model into $HF_HOME/hub and exits
+(--download_only; the PVC Job uses the decoder image); with model.initContainer.script, that
+script (sh -c) in model.initContainer.image.
+*/}}
+{{- define "smolserve.downloadContainer" -}}
+{{- $ic := .root.Values.model.initContainer -}}
+{{- if $ic.script -}}
+image: {{ $ic.image }}
+imagePullPolicy: {{ $ic.pullPolicy }}
+command: ["sh", "-c"]
+args:
+  - {{ $ic.script | quote }}
 {{- else -}}
-set -eu
-case "$SMOLSERVE_MODEL" in
-  /*) if [ -d "$SMOLSERVE_MODEL" ]; then echo "model folder $SMOLSERVE_MODEL exists"; exit 0; fi
-      echo "model folder $SMOLSERVE_MODEL is missing" >&2; exit 1 ;;
-esac
-python3 -c 'import huggingface_hub' 2>/dev/null || \
-  pip install --no-cache-dir --quiet --target /tmp/pylib "huggingface_hub==${HF_HUB_PY_VERSION}"
-export PYTHONPATH=/tmp/pylib
-python3 - <<'PY'
-import os
-from huggingface_hub import snapshot_download
-repo, _, rev = os.environ["SMOLSERVE_MODEL"].partition("@")
-patterns = None
-if os.environ.get("SMOLSERVE_MODEL_FILES") == "tokenizer":
-    patterns = ["*.json", "*.txt", "*.jinja", "*.model", "tokenizer*"]
-path = snapshot_download(repo_id=repo, revision=rev or None, allow_patterns=patterns)
-print("model ready:", path)
-PY
+image: {{ include "smolserve.image" . }}
+imagePullPolicy: {{ .root.Values.image.pullPolicy }}
+command: ["/usr/local/bin/smolserve-{{ .stage }}"]
+args: ["--download_only", "--model=$(SMOLSERVE_MODEL)"]
 {{- end }}
 {{- end }}
 
 {{/* Environment of the download container: dict "root" $ "stage" "vision" */}}
 {{- define "smolserve.downloadEnv" -}}
-- name: HF_HUB_PY_VERSION
-  value: {{ .root.Values.model.initContainer.huggingfaceHubVersion | quote }}
+# The stage images set HF_HUB_OFFLINE=1 (the stages never download); this container does.
+- name: HF_HUB_OFFLINE
+  value: "0"
 - name: SMOLSERVE_MODEL_FILES
   value: {{ if eq .stage "preprocess" }}tokenizer{{ else }}all{{ end }}
 - name: HOME
