@@ -43,6 +43,7 @@ struct GenerationOutcome {
   double queue_ms = 0;               // waiting for a running slot / KV memory
   double prefill_ms = 0;
   double decode_ms = 0;
+  std::string model_revision;  // of the model that generated it, where the transport says ("" unknown)
 };
 
 }  // namespace smolserve

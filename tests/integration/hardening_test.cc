@@ -184,7 +184,9 @@ TEST_F(Hardening, VideoDecodingHasABudgetAndStopsAtTheDeadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   // (Decoding all 600 frames takes about 2.5 s on the machines this runs on.)
-  EXPECT_LT(Seconds(t0), 1.2) << "decoding went on after the deadline";
+  // (It failed once in ~20 runs, beside the sanitizer builds: the front's log says why.)
+  EXPECT_LT(Seconds(t0), 1.2) << "decoding went on after the deadline; the front's log:\n"
+                              << front.Log();
   // Stopped by the deadline, or by the cancellation the client's deadline causes.
   EXPECT_EQ(front.CountLogLines("\"status\":\"DEADLINE_EXCEEDED\"") +
                 front.CountLogLines("\"status\":\"CANCELLED\""),

@@ -349,6 +349,12 @@ TEST_F(HttpApi, BadRequestsGetTheirStatusAndErrorJsonAndTheStagesStayUp) {
   ASSERT_EQ(models.status, 200);
   EXPECT_EQ(json::parse(models.body)["data"][0]["id"], model);
   EXPECT_TRUE(json::parse(models.body)["data"][0]["revision"].is_string());
+  // The stages have answered by now: the weight revision the decoder reported (computed from
+  // the checkpoint at load) is shown.
+  const json served = json::parse(models.body)["data"][0].value("served_revisions", json::object());
+  EXPECT_TRUE(served.contains("decoder") && served["decoder"].is_string() &&
+              !served["decoder"].get<std::string>().empty())
+      << models.body;
   CurlAnswer health = Curl(base_ + "/health", "", "");  // no key needed
   EXPECT_EQ(health.status, 200) << health.body;
 }

@@ -364,6 +364,8 @@ TEST(StageRevisions, TheDecoderRefusesEmbeddingsOfAnotherVisionModel) {
   ChatRun text = Chat(front.address(), GreedyRequest(TextMessages("Hello"), 4));
   EXPECT_TRUE(text.status.ok()) << text.status.error_message();
   EXPECT_EQ(decoder.CountLogLines("\"revision\":\"rev-old\""), 1) << decoder.Log();
+  // Every answer names the revision that generated it.
+  EXPECT_EQ(text.result.model_revision(), "rev-old");
 }
 
 }  // namespace

@@ -200,7 +200,8 @@ BatchEngineStats DecoderService::engine_stats() const {
     msg.set_text(std::move(delta.text));
     stream->Push(grpc_util::Serialize(msg));
   };
-  cb.on_done = [state, stream = stream, m, finish, prefix_cache = options_.prefix_cache](absl::StatusOr<GenerationOutcome> result) {
+  cb.on_done = [state, stream = stream, m, finish, prefix_cache = options_.prefix_cache,
+                revision = model_revision_](absl::StatusOr<GenerationOutcome> result) {
     if (state->started != Clock::time_point()) {
       m->num_requests_running->Decrement();
     } else {
@@ -222,6 +223,7 @@ BatchEngineStats DecoderService::engine_stats() const {
     last.set_queue_ms(result->queue_ms);
     last.set_prefill_ms(result->prefill_ms);
     last.set_decode_ms(result->decode_ms);
+    last.set_model_revision(revision);
     stream->Push(grpc_util::Serialize(last));
     m->prompt_tokens->Increment(static_cast<double>(result->prompt_tokens - result->cached_prompt_tokens));
     if (prefix_cache) {

@@ -375,16 +375,29 @@ void ChatPipeline::RunConversation(int b, const ChatRequest& request, const Chat
   conv.choice.usage.cached_prompt_tokens = outcome->cached_prompt_tokens;
   conv.prefill_ms = outcome->prefill_ms;
   conv.decode_ms = outcome->decode_ms;
+  conv.choice.model_revision = outcome->model_revision;
+  NoteDecoderRevision(outcome->model_revision);
 }
 
 std::string ChatPipeline::VisionRevision() const {
   std::lock_guard<std::mutex> lock(revision_mu_);
-  return vision_revision_;
+  return revisions_.vision;
+}
+
+ServedRevisions ChatPipeline::LatestRevisions() const {
+  std::lock_guard<std::mutex> lock(revision_mu_);
+  return revisions_;
 }
 
 void ChatPipeline::NoteVisionRevision(const std::string& revision) const {
   std::lock_guard<std::mutex> lock(revision_mu_);
-  vision_revision_ = revision;
+  revisions_.vision = revision;
+}
+
+void ChatPipeline::NoteDecoderRevision(const std::string& revision) const {
+  if (revision.empty()) return;
+  std::lock_guard<std::mutex> lock(revision_mu_);
+  revisions_.decoder = revision;
 }
 
 ChatResult ChatPipeline::Assemble(const ChatContext& ctx, Shared& shared) const {
@@ -401,6 +414,7 @@ ChatResult ChatPipeline::Assemble(const ChatContext& ctx, Shared& shared) const 
     t.decode_ms = std::max(t.decode_ms, c.decode_ms);
     t.embedding_bytes += c.embedding_bytes;
     t.cached_tiles += c.cached_tiles;
+    if (result.model_revision.empty()) result.model_revision = c.choice.model_revision;
     result.choices.push_back(std::move(c.choice));
   }
   for (const MediaInfo& m : shared.batch.media) {

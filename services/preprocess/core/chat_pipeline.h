@@ -52,6 +52,7 @@ struct ChatChoice {
   std::vector<int32_t> token_ids;
   FinishReason finish_reason = FinishReason::kLength;
   ChatUsage usage;
+  std::string model_revision;  // of the decoder that generated it ("" unknown)
 };
 
 struct ChatTimings {
@@ -71,6 +72,13 @@ struct ChatResult {
   std::vector<ChatChoice> choices;  // one per conversation, in order
   ChatTimings timings;
   std::string request_id;
+  std::string model_revision;  // the first answered conversation's decoder revision ("" unknown)
+};
+
+// The model revisions the stages reported in their latest answers ("" none yet).
+struct ServedRevisions {
+  std::string vision;
+  std::string decoder;
 };
 
 struct ChatContext {
@@ -115,6 +123,10 @@ class ChatPipeline {
   absl::StatusOr<ChatResult> Run(const ChatRequest& request, const ChatContext& ctx,
                                  const DeltaSink& sink) const;
 
+  // The model revisions the vision and decoder stages reported in their latest answers
+  // (what /v1/models shows; during a rolling update, whichever replica answered last).
+  ServedRevisions LatestRevisions() const;
+
   const Preprocessor& preprocessor() const { return *preprocessor_; }
   const ChatPipelineOptions& options() const { return options_; }
   MediaCache* media_cache() const { return media_cache_; }
@@ -141,8 +153,9 @@ class ChatPipeline {
   // The vision stage's model revision as its last answer reported it.
   std::string VisionRevision() const;
   void NoteVisionRevision(const std::string& revision) const;
+  void NoteDecoderRevision(const std::string& revision) const;
   mutable std::mutex revision_mu_;
-  mutable std::string vision_revision_;  // guarded by revision_mu_
+  mutable ServedRevisions revisions_;  // guarded by revision_mu_
   BoundedExecutor* pool_;
   metrics::StageMetrics* metrics_;
 };

@@ -193,6 +193,7 @@ void ChatResultToProto(const ChatResult& result, v1::ChatResponse::ChatResult* o
   timings->set_cached_tiles(static_cast<uint32_t>(t.cached_tiles));
   timings->set_tiles(static_cast<uint32_t>(t.tiles));
   out->set_request_id(result.request_id);
+  out->set_model_revision(result.model_revision);
 }
 
 }  // namespace smolserve::preprocess

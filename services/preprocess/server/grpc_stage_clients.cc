@@ -97,6 +97,7 @@ absl::StatusOr<GenerationOutcome> GrpcDecoderClient::Generate(
         out.queue_ms = msg.queue_ms();
         out.prefill_ms = msg.prefill_ms();
         out.decode_ms = msg.decode_ms();
+        out.model_revision = msg.model_revision();
       }
     }
     status = reader->Finish();

@@ -99,7 +99,8 @@ void HttpApi::Handle(http::HttpRequest request, std::shared_ptr<http::Responder>
       return Fail(responder, "models", received, openai::ErrorFromStatus(ticket.status()));
     }
     return Answer(responder, "models", received, 200,
-                  openai::ModelsJson(options_.api, absl::ToUnixSeconds(received)));
+                  openai::ModelsJson(options_.api, absl::ToUnixSeconds(received),
+                                     pipeline_->LatestRevisions()));
   }
   Fail(responder, "other", received,
        Error(404, absl::StrCat("no route for ", request.method, " ", request.path.substr(0, 64)),

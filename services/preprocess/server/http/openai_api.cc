@@ -380,14 +380,19 @@ std::string UsageChunkJson(const CompletionRequest& request, const ChatResult& r
   return Dump(j);
 }
 
-std::string ModelsJson(const ApiOptions& options, int64_t created) {
+std::string ModelsJson(const ApiOptions& options, int64_t created, const ServedRevisions& served) {
   json data = json::array();
   for (const std::string& m : options.model_ids) {
-    data.push_back({{"id", m},
-                    {"object", "model"},
-                    {"created", created},
-                    {"owned_by", "smolserve"},
-                    {"revision", options.revision}});
+    json model = {{"id", m},
+                  {"object", "model"},
+                  {"created", created},
+                  {"owned_by", "smolserve"},
+                  {"revision", options.revision}};
+    json stages = json::object();
+    if (!served.vision.empty()) stages["vision"] = served.vision;
+    if (!served.decoder.empty()) stages["decoder"] = served.decoder;
+    if (!stages.empty()) model["served_revisions"] = std::move(stages);
+    data.push_back(std::move(model));
   }
   return Dump({{"object", "list"}, {"data", std::move(data)}});
 }

@@ -78,7 +78,10 @@ std::string FinishChunkJson(const CompletionRequest& request, const std::string&
 // The last chunk when stream_options.include_usage: no choices, the usage.
 std::string UsageChunkJson(const CompletionRequest& request, const ChatResult& result,
                            const std::string& id, int64_t created, const ApiOptions& options);
-std::string ModelsJson(const ApiOptions& options, int64_t created);
+// GET /v1/models: each model id with `revision` (options.revision: the front's model files) and,
+// once the stages have answered, `served_revisions` {vision, decoder}: the weight revisions
+// (common/model/model_revision.h) of their latest answers.
+std::string ModelsJson(const ApiOptions& options, int64_t created, const ServedRevisions& served);
 
 }  // namespace smolserve::preprocess::openai
 

@@ -242,10 +242,14 @@ TEST(OpenAiApi, CompletionAndChunks) {
   const json usage = json::parse(UsageChunkJson(r, Result(), "chatcmpl-1", 1, Options()));
   EXPECT_TRUE(usage["choices"].empty());
   EXPECT_EQ(usage["usage"]["total_tokens"], 106);
-  const json models = json::parse(ModelsJson(Options(), 5));
+  const json models = json::parse(ModelsJson(Options(), 5, {}));
   EXPECT_EQ(models["object"], "list");
   EXPECT_EQ(models["data"][0]["id"], "HuggingFaceTB/SmolVLM2-256M-Video-Instruct");
   EXPECT_EQ(models["data"][0]["revision"], "abc123");
+  EXPECT_FALSE(models["data"][0].contains("served_revisions"));  // no stage has answered yet
+  const json served = json::parse(ModelsJson(Options(), 5, {"rev-v", "rev-d"}));
+  EXPECT_EQ(served["data"][0]["served_revisions"]["vision"], "rev-v");
+  EXPECT_EQ(served["data"][0]["served_revisions"]["decoder"], "rev-d");
 }
 
 TEST(OpenAiApi, InvalidUtf8InTextIsReplacedNotThrown) {
