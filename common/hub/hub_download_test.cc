@@ -29,11 +29,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/tools/fake_hub.h"
 
 namespace smolserve::hub {
 namespace {
 
 using ::absl::StatusCode;
+using ::smolserve::testing::FakeHub;
+using ::smolserve::testing::Runfile;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -46,14 +49,6 @@ std::string TmpDir() {
 }
 
 // A file in the runfiles tree (the test's working directory).
-std::string Runfile(const std::string& relative) {
-  if (access(relative.c_str(), R_OK) == 0) return relative;
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* workspace = std::getenv("TEST_WORKSPACE");
-  if (srcdir && workspace) return absl::StrCat(srcdir, "/", workspace, "/", relative);
-  return relative;
-}
-
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream ss;
@@ -97,89 +92,6 @@ std::string RandomBytes(size_t n, uint32_t seed) {
 }
 
 // The fake Hub as a child process.
-class FakeHub {
- public:
-  FakeHub(const std::string& work_dir, const std::vector<std::string>& args) {
-    port_file_ = work_dir + "/port";
-    log_file_ = work_dir + "/hub_log.jsonl";
-    unlink(port_file_.c_str());
-    unlink((port_file_ + ".cdn").c_str());
-    unlink(log_file_.c_str());
-    std::vector<std::string> argv = {"python3",     Runfile("tests/tools/fake_hub_server.py"),
-                                     "--port",      "0",
-                                     "--port_file", port_file_,
-                                     "--log_file",  log_file_,
-                                     "--quiet"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    pid_ = fork();
-    if (pid_ == 0) {
-      std::vector<char*> cargv;
-      for (auto& a : argv) cargv.push_back(a.data());
-      cargv.push_back(nullptr);
-      execvp("python3", cargv.data());
-      _exit(127);
-    }
-    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (std::chrono::steady_clock::now() < end) {
-      std::ifstream f(port_file_);
-      if (f >> port_ && port_ > 0) {
-        std::ifstream(port_file_ + ".cdn") >> cdn_port_;
-        return;
-      }
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        ADD_FAILURE() << "fake_hub_server.py exited early (status " << status << ")";
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ADD_FAILURE() << "fake_hub_server.py did not write its port file";
-  }
-
-  ~FakeHub() { Stop(); }
-
-  void Stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "server exit " << status;
-    pid_ = -1;
-  }
-
-  std::string endpoint() const { return absl::StrCat("http://127.0.0.1:", port_); }
-  int cdn_port() const { return cdn_port_; }
-
-  std::vector<nlohmann::json> Log() const {
-    std::vector<nlohmann::json> entries;
-    std::ifstream in(log_file_);
-    for (std::string line; std::getline(in, line);) {
-      if (!line.empty()) entries.push_back(nlohmann::json::parse(line));
-    }
-    return entries;
-  }
-
-  // CDN GETs (of any blob): count and body bytes in all.
-  std::pair<int, int64_t> CdnGets() const {
-    int n = 0;
-    int64_t bytes = 0;
-    for (const auto& e : Log()) {
-      if (e["listener"] == "cdn" && e["method"] == "GET") {
-        ++n;
-        bytes += e["bytes"].get<int64_t>();
-      }
-    }
-    return {n, bytes};
-  }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-  int cdn_port_ = 0;
-  std::string port_file_, log_file_;
-};
-
 class HubDownloadTest : public ::testing::Test {
  protected:
   void SetUp() override {

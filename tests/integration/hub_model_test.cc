@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/integration/stage_process.h"
+#include "tests/tools/fake_hub.h"
 
 namespace smolserve::testing {
 namespace {
@@ -30,42 +31,8 @@ std::string TmpDir() {
   return t != nullptr ? t : "/tmp";
 }
 
-// The fake Hub serving the tiny test model as kRepo; stopped with SIGTERM.
-class FakeHub {
- public:
-  explicit FakeHub(const std::string& dir) : port_file_(dir + "/hub.port") {
-    fs::remove(port_file_);
-    std::vector<std::string> argv = {"python3", "tests/tools/fake_hub_server.py", "--port", "0",
-                                     "--port_file", port_file_, "--quiet",
-                                     "--repo", std::string(kRepo) + "=" + kTinyDir};
-    pid_ = fork();
-    if (pid_ == 0) {
-      std::vector<char*> cargv;
-      for (auto& a : argv) cargv.push_back(a.data());
-      cargv.push_back(nullptr);
-      execvp("python3", cargv.data());
-      _exit(127);
-    }
-    for (int i = 0; i < 2000 && port_ <= 0; ++i) {
-      std::ifstream(port_file_) >> port_;
-      if (port_ <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
-  ~FakeHub() { Stop(); }
-  void Stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  int port() const { return port_; }
-
- private:
-  std::string port_file_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
+// The fake Hub serving the tiny test model as kRepo.
+std::vector<std::string> HubArgs() { return {"--repo", std::string(kRepo) + "=" + kTinyDir}; }
 
 // Runs a command, returns {exit status, stdout}.
 std::pair<int, std::string> RunCommand(const std::string& cmd) {
@@ -90,7 +57,7 @@ TEST(HubModel, StagesDownloadOnFirstStartAndRunOfflineFromTheCache) {
   setenv("HF_HUB_CACHE", cache.c_str(), 1);
   unsetenv("HF_HUB_OFFLINE");
   unsetenv("HF_TOKEN");
-  FakeHub hub(TmpDir());
+  FakeHub hub(TmpDir(), HubArgs());
   ASSERT_GT(hub.port(), 0) << "fake Hub did not start";
   setenv("HF_ENDPOINT", hub.endpoint().c_str(), 1);
 
@@ -143,7 +110,7 @@ TEST(HubModel, StageBinariesDownloadOnlyAndExit) {
   setenv("HF_HUB_CACHE", cache.c_str(), 1);
   setenv("HF_HUB_OFFLINE", "0", 1);
   unsetenv("HF_TOKEN");
-  FakeHub hub(TmpDir());
+  FakeHub hub(TmpDir(), HubArgs());
   ASSERT_GT(hub.port(), 0) << "fake Hub did not start";
   setenv("HF_ENDPOINT", hub.endpoint().c_str(), 1);
   const fs::path repo_dir = fs::path(cache) / "models--smolserve-test--tiny-smolvlm2";
