@@ -1,5 +1,7 @@
 #include "services/decoder/core/decode_kernels.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -148,9 +150,22 @@ inline __attribute__((always_inline)) void GemvRowsInt8Fixed(const int8_t* w, co
   }
 }
 
-__attribute__((target_clones("avx2", "default"))) void GemvRowsInt8V8(
-    const int8_t* w, const float* scales, int64_t n0, int64_t n1, int64_t K, const float* x,
-    int64_t B, float* y, int64_t ldy, bool accumulate) {
+template <int B>
+struct RowsInt8V8 {
+  static inline __attribute__((always_inline)) void Run(const int8_t* w, const float* scales,
+                                                        int64_t n0, int64_t n1, int64_t K,
+                                                        const float* x, float* y, int64_t ldy,
+                                                        bool accumulate) {
+    GemvRowsInt8Fixed<B>(w, scales, n0, n1, K, x, y, ldy, accumulate);
+  }
+};
+
+// Blocks of 16 weight rows, groups of up to 4 vectors (as GemvBlocks).
+template <template <int> class Rows>
+inline __attribute__((always_inline)) void GemvInt8Blocks(const int8_t* w, const float* scales,
+                                                          int64_t n0, int64_t n1, int64_t K,
+                                                          const float* x, int64_t B, float* y,
+                                                          int64_t ldy, bool accumulate) {
   constexpr int64_t kBlock = 16;
   for (int64_t nb = n0; nb < n1; nb += kBlock) {
     const int64_t ne = std::min(n1, nb + kBlock);
@@ -158,14 +173,82 @@ __attribute__((target_clones("avx2", "default"))) void GemvRowsInt8V8(
       const float* xb = x + b0 * K;
       float* yb = y + b0 * ldy;
       switch (std::min<int64_t>(4, B - b0)) {
-        case 1: GemvRowsInt8Fixed<1>(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
-        case 2: GemvRowsInt8Fixed<2>(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
-        case 3: GemvRowsInt8Fixed<3>(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
-        default: GemvRowsInt8Fixed<4>(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
+        case 1: Rows<1>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
+        case 2: Rows<2>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
+        case 3: Rows<3>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
+        default: Rows<4>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
       }
     }
   }
 }
+
+// Portable fallback (GCC widens the bytes one at a time here).
+void GemvRowsInt8Generic(const int8_t* w, const float* scales, int64_t n0, int64_t n1, int64_t K,
+                         const float* x, int64_t B, float* y, int64_t ldy, bool accumulate) {
+  GemvInt8Blocks<RowsInt8V8>(w, scales, n0, n1, K, x, B, y, ldy, accumulate);
+}
+
+// AVX2 + FMA: 16 weights per step widened with vpmovsxbd + vcvtdq2ps (GCC does not vectorise
+// the generic conversion), fused multiply-adds into two accumulators per vector, then the
+// same fixed reduction order as Sum().
+#define SMOLSERVE_AVX2 __attribute__((target("avx2,fma"), always_inline)) inline
+template <int B>
+struct RowsInt8Avx2 {
+  static SMOLSERVE_AVX2 void Run(const int8_t* w, const float* scales, int64_t n0, int64_t n1,
+                                 int64_t K, const float* x, float* y, int64_t ldy,
+                                 bool accumulate) {
+    const int64_t kv = K / 16 * 16;
+    for (int64_t n = n0; n < n1; ++n) {
+      const int8_t* wr = w + n * K;
+      __m256 acc[B][2];
+#pragma GCC unroll 4
+      for (int b = 0; b < B; ++b) acc[b][0] = acc[b][1] = _mm256_setzero_ps();
+      for (int64_t k = 0; k < kv; k += 16) {
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wr + k));
+        const __m256 w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+        const __m256 w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(q, q)));
+#pragma GCC unroll 4
+        for (int b = 0; b < B; ++b) {
+          acc[b][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + b * K + k), acc[b][0]);
+          acc[b][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + b * K + k + 8), acc[b][1]);
+        }
+      }
+#pragma GCC unroll 4
+      for (int b = 0; b < B; ++b) {
+        alignas(32) float a[8];
+        _mm256_store_ps(a, _mm256_add_ps(acc[b][0], acc[b][1]));
+        float s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+        for (int64_t k = kv; k < K; ++k) s += static_cast<float>(wr[k]) * x[b * K + k];
+        s *= scales[n];
+        float& out = y[b * ldy + n];
+        out = accumulate ? out + s : s;
+      }
+    }
+  }
+};
+
+__attribute__((target("avx2,fma"))) void GemvRowsInt8Avx2(const int8_t* w, const float* scales,
+                                                          int64_t n0, int64_t n1, int64_t K,
+                                                          const float* x, int64_t B, float* y,
+                                                          int64_t ldy, bool accumulate) {
+  // GemvInt8Blocks' loop, here so that the AVX2 rows inline into an AVX2 function.
+  constexpr int64_t kBlock = 16;
+  for (int64_t nb = n0; nb < n1; nb += kBlock) {
+    const int64_t ne = std::min(n1, nb + kBlock);
+    for (int64_t b0 = 0; b0 < B; b0 += 4) {
+      const float* xb = x + b0 * K;
+      float* yb = y + b0 * ldy;
+      switch (std::min<int64_t>(4, B - b0)) {
+        case 1: RowsInt8Avx2<1>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
+        case 2: RowsInt8Avx2<2>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
+        case 3: RowsInt8Avx2<3>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
+        default: RowsInt8Avx2<4>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
+      }
+    }
+  }
+}
+
+const bool kHasAvx2Fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 
 // ---- AVX-512: register tiles of R weight rows x B vectors, one 16-lane accumulator each
 // (k in steps of 16, then a fixed reduction tree and the same scalar tail), so every
@@ -243,7 +326,11 @@ void GemvRows(const float* w, int64_t n0, int64_t n1, int64_t K, const float* x,
 
 void GemvRowsInt8(const int8_t* w, const float* scales, int64_t n0, int64_t n1, int64_t K,
                   const float* x, int64_t B, float* y, int64_t ldy, bool accumulate) {
-  GemvRowsInt8V8(w, scales, n0, n1, K, x, B, y, ldy, accumulate);
+  if (kHasAvx2Fma) {
+    GemvRowsInt8Avx2(w, scales, n0, n1, K, x, B, y, ldy, accumulate);
+  } else {
+    GemvRowsInt8Generic(w, scales, n0, n1, K, x, B, y, ldy, accumulate);
+  }
 }
 
 __attribute__((target_clones("avx2", "default"))) void AttendOneHead(
