@@ -80,7 +80,10 @@ run_target() {
   cp -n "$ROOT/tests/fuzz/corpus/$name/"* "$corpus/" 2>/dev/null || true
   local f
   for f in $seeds; do [ -f "$f" ] && cp -n "$f" "$corpus/" 2>/dev/null; done
-  local before; before="$(find "$artifacts" -type f | wc -l)"
+  # Failures leave crash-, leak-, timeout- or oom- artifacts; slow-unit- files (inputs slower
+  # than -report_slow_units, e.g. on a busy machine) are reported but are not failures.
+  failures() { find "$artifacts" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l; }
+  local before; before="$(failures)"
   local args=("-max_total_time=$SECONDS_PER_TARGET" "-timeout=$timeout" "-rss_limit_mb=3072"
               "-max_len=$max_len" "-print_final_stats=1" "-artifact_prefix=$artifacts/")
   [ -n "$dict" ] && args+=("-dict=$ROOT/tests/fuzz/dict/$dict")
@@ -88,7 +91,7 @@ run_target() {
   timeout --kill-after=10 "$((SECONDS_PER_TARGET + timeout + 120))" \
     "$BIN/tests/fuzz/$name" "${args[@]}" "$corpus" >"$logf" 2>&1
   local rc=$?
-  local after; after="$(find "$artifacts" -type f | wc -l)"
+  local after; after="$(failures)"
   local crashes=$((after - before))
   ((rc != 0 && crashes == 0)) && crashes=1  # died without an artifact (e.g. in start-up)
   local execs rate
