@@ -339,9 +339,9 @@ TEST(StageFailures, SigtermFinishesInFlightWork) {
 }
 
 // A rolling update that leaves the vision and decoder stages on different weights: answers
-// with images are refused (FAILED_PRECONDITION naming both revisions), never generated from
-// mismatched embeddings; text still works. Both stages compute the same revision from the same
-// files (the other tests run that way).
+// with images are refused (the decoder: FAILED_PRECONDITION naming both revisions; the client
+// gets UNAVAILABLE, retryable), never generated from mismatched embeddings; text still works.
+// Both stages compute the same revision from the same files (the other tests run that way).
 TEST(StageRevisions, TheDecoderRefusesEmbeddingsOfAnotherVisionModel) {
   StageProcess vision("vision", kVision, {kModel, "--threads=1", "--model_revision=rev-new"});
   StageProcess decoder("decoder", kDecoder, {kModel, "--threads=1", "--model_revision=rev-old"});
@@ -354,7 +354,11 @@ TEST(StageRevisions, TheDecoderRefusesEmbeddingsOfAnotherVisionModel) {
   image.mutable_processor()->set_do_image_splitting(false);
   for (int attempt = 0; attempt < 2; ++attempt) {  // the second from the front's media cache
     ChatRun run = Chat(front.address(), image);
-    EXPECT_EQ(run.status.error_code(), ::grpc::StatusCode::FAILED_PRECONDITION)
+    // The decoder refuses (FAILED_PRECONDITION); to the client it is the service's transient
+    // state during a rolling update: UNAVAILABLE, which clients retry.
+    EXPECT_EQ(run.status.error_code(), ::grpc::StatusCode::UNAVAILABLE)
+        << run.status.error_message();
+    EXPECT_NE(run.status.error_message().find("rolling update"), std::string::npos)
         << run.status.error_message();
     EXPECT_NE(run.status.error_message().find("'rev-new'"), std::string::npos)
         << run.status.error_message();

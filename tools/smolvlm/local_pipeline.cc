@@ -29,6 +29,7 @@ absl::StatusOr<std::unique_ptr<LocalPipeline>> LocalPipeline::Load(const LocalPi
   RETURN_IF_ERROR(weights->CheckAllUsed());
   decoder::BatchEngineOptions eo;
   eo.kv_cache_budget_bytes = o.kv_cache_budget_bytes;
+  eo.prefix_cache = o.prefix_cache;
   eo.thread_init = [threads = at::get_num_threads()] { at::set_num_threads(threads); };
   ASSIGN_OR_RETURN(p->engine_, decoder::BatchEngine::Create(*p->decoder_->model, std::move(eo)));
   p->vision_client_ = std::make_unique<LocalVisionClient>(p->vision_.get());
@@ -37,9 +38,12 @@ absl::StatusOr<std::unique_ptr<LocalPipeline>> LocalPipeline::Load(const LocalPi
   preprocess::ChatPipelineOptions po;
   po.generation = o.decoder_limits.generation;
   po.log_requests = false;
+  if (o.media_cache_bytes > 0) {
+    p->media_cache_ = std::make_unique<preprocess::MediaCache>(o.media_cache_bytes);
+  }
   p->pipeline_ = std::make_unique<preprocess::ChatPipeline>(
       po, p->preprocessor_.get(), p->vision_client_.get(), p->decoder_client_.get(),
-      /*media_cache=*/nullptr, /*conversation_pool=*/nullptr, /*metrics=*/nullptr);
+      p->media_cache_.get(), /*conversation_pool=*/nullptr, /*metrics=*/nullptr);
   return p;
 }
 

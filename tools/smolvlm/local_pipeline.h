@@ -17,6 +17,7 @@
 #include "services/decoder/core/generation_stream.h"
 #include "services/preprocess/core/chat_pipeline.h"
 #include "services/preprocess/core/preprocessor.h"
+#include "services/preprocess/core/media_cache.h"
 #include "services/vision/core/vision_model.h"
 #include "tools/smolvlm/local_stages.h"
 
@@ -29,6 +30,10 @@ struct LocalPipelineOptions {
   preprocess::MediaLimits limits;
   decoder::DecoderLimits decoder_limits;
   int64_t kv_cache_budget_bytes = int64_t{2} << 30;
+  // The front's media cache (bytes; 0: none, so every image goes through the vision model and
+  // LocalRun captures its embeddings). bench-local --turns uses one, as a server would.
+  int64_t media_cache_bytes = 0;
+  bool prefix_cache = true;  // the decoder engine's (as the decoder stage's --prefix_cache)
 };
 
 struct LocalRun {
@@ -63,6 +68,7 @@ class LocalPipeline {
   std::unique_ptr<decoder::BatchEngine> engine_;
   std::unique_ptr<LocalVisionClient> vision_client_;
   std::unique_ptr<LocalDecoderClient> decoder_client_;
+  std::unique_ptr<preprocess::MediaCache> media_cache_;
   std::unique_ptr<preprocess::ChatPipeline> pipeline_;
 };
 

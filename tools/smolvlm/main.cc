@@ -30,6 +30,7 @@
 #include "tools/smolvlm/make_model.h"
 #include "common/runtime/cpu_quota.h"
 #include "common/runtime/dtype.h"
+#include "common/status/status_macros.h"
 #include "common/runtime/malloc_tuning.h"
 #include "common/safetensors/torch_tensors.h"
 #include <ATen/Parallel.h>
@@ -68,6 +69,10 @@ ABSL_FLAG(bool, bf16, false, "make-model: store weights as bfloat16.");
 ABSL_FLAG(std::string, presets_dir, "models/presets", "make-model: folder of the preset configs.");
 ABSL_FLAG(std::string, tokenizer_dir, "models/SmolVLM-256M-Instruct", "make-model: tokenizer files.");
 ABSL_FLAG(int, new_tokens, 64, "bench-local, bench: tokens to generate.");
+ABSL_FLAG(int, turns, 0,
+          "bench-local: also N questions about --image in one conversation (each turn resends "
+          "the history with the answer so far), with the media and prefix caches a server has; "
+          "the JSON gains turns[i] (time to first token, cached tokens).");
 ABSL_FLAG(int64_t, max_encoded_bytes, 64ll << 20, "Largest media item, bytes.");
 ABSL_FLAG(int64_t, max_image_pixels, 40'000'000, "Largest decoded image, width*height.");
 ABSL_FLAG(int, max_images, 16, "Most images per request.");
@@ -100,7 +105,7 @@ constexpr char kUsage[] =
     "      --top-p P --top-k K --seed S] [--ignore-eos] [--dtype auto|f32|bf16] [--weights int8] [--dump-dir OUT]\n"
     "  download org/name[@revision]   into the Hugging Face cache (HF_HOME, HF_ENDPOINT, HF_TOKEN)\n"
     "  make-model --preset tiny|256m|500m|2.2b --seed S --out DIR [--bf16]\n"
-    "  bench-local --model DIR --image PATH [--video PATH] [--new-tokens 64]\n"
+    "  bench-local --model DIR --image PATH [--video PATH] [--new-tokens 64] [--weights int8] [--turns N]\n"
     "  chat --target HOST:PORT (--request REQ.json | --image P --video P --text T) [--stream]\n"
     "       [--max-new-tokens N] [--greedy | --temperature T --top-p P --top-k K --seed S]\n"
     "  bench (--target HOST:PORT | --in-process --model DIR [--threads N] [--dtype auto|f32|bf16] [--weights int8])\n"
@@ -366,6 +371,40 @@ int MakeModelCommand() {
   return 0;
 }
 
+// `bench-local --turns N`: N questions about one image in one conversation. Turn i sends the
+// whole history (image, questions, the answers so far); the first turn pays vision and the
+// whole prefill, later ones find the image in the media cache and the history in the decoder's
+// prefix cache.
+absl::StatusOr<nlohmann::json> BenchTurns(LocalPipeline& pipeline, const std::string& image,
+                                          int turns, int new_tokens) {
+  static const char* const kQuestions[] = {"Describe this image.", "What colours do you see?",
+                                           "How many objects are there?", "What is in the corner?"};
+  nlohmann::json messages = nlohmann::json::array();
+  nlohmann::json out = nlohmann::json::array();
+  for (int i = 0; i < turns; ++i) {
+    nlohmann::json content = nlohmann::json::array();
+    if (i == 0) content.push_back({{"type", "image"}, {"path", image}});
+    content.push_back({{"type", "text"}, {"text", kQuestions[i % 4]}});
+    messages.push_back({{"role", "user"}, {"content", content}});
+    ASSIGN_OR_RETURN(preprocess::ChatRequest req,
+                     preprocess::ParseChatRequest(nlohmann::json{{"messages", messages}}.dump()));
+    req.generation.ignore_eos = true;
+    req.generation.max_new_tokens = new_tokens;
+    ASSIGN_OR_RETURN(LocalRun run, pipeline.Run(req, preprocess::MediaAccess{}));
+    const preprocess::ChatTimings& t = run.result.timings;
+    const preprocess::ChatChoice& c = run.result.choices[0];
+    out.push_back({{"turn", i + 1},
+                   {"prompt_tokens", c.usage.prompt_tokens},
+                   {"cached_tokens", c.usage.cached_prompt_tokens},
+                   {"cached_tiles", t.cached_tiles},
+                   {"vision_ms", t.vision_ms},
+                   {"prefill_ms", t.prefill_ms},
+                   {"time_to_first_token_ms", t.time_to_first_token_ms}});
+    messages.push_back({{"role", "assistant"}, {"content", {{{"type", "text"}, {"text", c.text}}}}});
+  }
+  return out;
+}
+
 int BenchLocal() {
   SetThreads();
   auto decoder_options = DecoderOptionsFromFlags();
@@ -378,6 +417,11 @@ int BenchLocal() {
   options.decoder = *decoder_options;
   options.vision_dtype = *DtypeFromFlag(DtypeStage::kVision);
   options.limits = LimitsFromFlags();
+  const int turns = absl::GetFlag(FLAGS_turns);
+  if (turns < 0 || turns > 64) return Fail(absl::InvalidArgumentError("--turns: 0 .. 64"));
+  // No prefix cache for the single-request figures: the warm-up run would otherwise leave the
+  // prompt's KV behind and the measured run would prefill only its last chunk.
+  options.prefix_cache = false;
   auto pipeline = LocalPipeline::Load(options);
   if (!pipeline.ok()) return Fail(pipeline.status());
   nlohmann::ordered_json report;
@@ -386,6 +430,7 @@ int BenchLocal() {
   report["vision_dtype"] = DtypeName(options.vision_dtype);
   report["decoder_dtype"] = DtypeName(options.decoder.dtype);
   report["decoder_weights"] = decoder::WeightsName(options.decoder);
+  report["prefix_cache"] = false;  // image.* and video.*: every prompt prefilled in full
   report["threads"] = at::get_num_threads();
   auto bench_one = [&](const std::string& key, const std::string& type, const std::string& path) -> absl::Status {
     nlohmann::json j = {{"messages", {{{"role", "user"}, {"content", {{{"type", type}, {"path", path}},
@@ -424,6 +469,17 @@ int BenchLocal() {
   }
   if (!absl::GetFlag(FLAGS_video).empty()) {
     if (auto s = bench_one("video", "video", absl::GetFlag(FLAGS_video)); !s.ok()) return Fail(s);
+  }
+  if (turns > 0 && !absl::GetFlag(FLAGS_image).empty()) {
+    // A fresh pipeline with the caches a server has: turn 1 runs cold.
+    pipeline->reset();
+    options.prefix_cache = true;
+    options.media_cache_bytes = int64_t{512} << 20;
+    auto with_caches = LocalPipeline::Load(options);
+    if (!with_caches.ok()) return Fail(with_caches.status());
+    auto t = BenchTurns(**with_caches, absl::GetFlag(FLAGS_image), turns, absl::GetFlag(FLAGS_new_tokens));
+    if (!t.ok()) return Fail(t.status());
+    report["turns"] = *std::move(t);
   }
   std::printf("%s\n", report.dump(2).c_str());
   return 0;

@@ -367,6 +367,17 @@ void ChatPipeline::RunConversation(int b, const ChatRequest& request, const Chat
       batch_retries, cc, &streamed, [&] { return decoder_->Generate(call, cc, on_delta); });
   if (!outcome.ok()) {
     conv.status = WithStage(outcome.status(), "decoder");
+    // The decoder refuses image embeddings of another model revision: during a rolling update
+    // the two stages can be on different revisions for a while. That is the service's state,
+    // not the request's fault: retryable (UNAVAILABLE, HTTP 503 with Retry-After).
+    if (outcome.status().code() == absl::StatusCode::kFailedPrecondition &&
+        !call.vision_model_revision.empty() && !streamed) {
+      conv.status = WithRetryAfter(
+          absl::UnavailableError(absl::StrCat(
+              conv.status.message(),
+              " (the stages serve different model revisions, as during a rolling update; retry)")),
+          1000);
+    }
     return;
   }
   conv.choice.finish_reason = outcome->finish_reason;
