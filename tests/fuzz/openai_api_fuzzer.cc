@@ -81,6 +81,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     CheckJson(openai::FinishChunkJson(request, id, 1, c, Options()), "the finish chunk");
   }
   CheckJson(openai::UsageChunkJson(request, result, id, 1, Options()), "the usage chunk");
-  CheckJson(openai::ModelsJson(Options(), 1), "the model list");
+  CheckJson(openai::ModelsJson(Options(), 1, {request.model, request.model}), "the model list");
   return 0;
 }
