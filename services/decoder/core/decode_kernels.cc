@@ -104,89 +104,26 @@ __attribute__((target_clones("avx2", "default"))) void GemvRowsV8(
   GemvBlocks<RowsV8>(w, n0, n1, K, x, B, y, ldy, accumulate);
 }
 
-// ---- int8 weights: rows widened to float32 in registers (sign extension + convert), then the
-// same two-accumulator scheme as GemvRowsFixed, and one multiply by the row's scale. ----
-typedef int8_t I8x8 __attribute__((vector_size(8)));
-typedef int8_t I8x8U __attribute__((vector_size(8), aligned(1), may_alias));
+// ---- int8 weights ----
 
-inline __attribute__((always_inline)) V8 LoadInt8(const int8_t* p) {
-  return __builtin_convertvector(*reinterpret_cast<const I8x8U*>(p), V8);
-}
+}  // namespace
 
-template <int B>
-inline __attribute__((always_inline)) void GemvRowsInt8Fixed(const int8_t* w, const float* scales,
-                                                             int64_t n0, int64_t n1, int64_t K,
-                                                             const float* x, float* y,
-                                                             int64_t ldy, bool accumulate) {
-  constexpr int A = 2;
-  constexpr int64_t step = 8 * A;
-  const int64_t kv = K / step * step;
+// Portable fallback for CPUs without AVX2+FMA: one (row, vector) dot product at a time, in
+// a fixed order, so it is batch-invariant too.
+void GemvRowsInt8Portable(const int8_t* w, const float* scales, int64_t n0, int64_t n1, int64_t K,
+                         const float* x, int64_t B, float* y, int64_t ldy, bool accumulate) {
   for (int64_t n = n0; n < n1; ++n) {
     const int8_t* wr = w + n * K;
-    V8 acc[B][A];
-#pragma GCC unroll 4
-    for (int b = 0; b < B; ++b) {
-#pragma GCC unroll 2
-      for (int i = 0; i < A; ++i) acc[b][i] = V8{0, 0, 0, 0, 0, 0, 0, 0};
-    }
-    for (int64_t k = 0; k < kv; k += step) {
-      V8 wv[A];
-#pragma GCC unroll 2
-      for (int i = 0; i < A; ++i) wv[i] = LoadInt8(wr + k + 8 * i);
-#pragma GCC unroll 4
-      for (int b = 0; b < B; ++b) {
-#pragma GCC unroll 2
-        for (int i = 0; i < A; ++i) acc[b][i] += wv[i] * Load(x + b * K + k + 8 * i);
-      }
-    }
-#pragma GCC unroll 4
-    for (int b = 0; b < B; ++b) {
-      float s = Sum(acc[b][0] + acc[b][1]);
-      for (int64_t k = kv; k < K; ++k) s += static_cast<float>(wr[k]) * x[b * K + k];
-      s *= scales[n];
+    for (int64_t b = 0; b < B; ++b) {
+      float s = 0.0f;
+      for (int64_t k = 0; k < K; ++k) s += static_cast<float>(wr[k]) * x[b * K + k];
       float& out = y[b * ldy + n];
-      out = accumulate ? out + s : s;
+      out = accumulate ? out + s * scales[n] : s * scales[n];
     }
   }
 }
 
-template <int B>
-struct RowsInt8V8 {
-  static inline __attribute__((always_inline)) void Run(const int8_t* w, const float* scales,
-                                                        int64_t n0, int64_t n1, int64_t K,
-                                                        const float* x, float* y, int64_t ldy,
-                                                        bool accumulate) {
-    GemvRowsInt8Fixed<B>(w, scales, n0, n1, K, x, y, ldy, accumulate);
-  }
-};
-
-// Blocks of 16 weight rows, groups of up to 4 vectors (as GemvBlocks).
-template <template <int> class Rows>
-inline __attribute__((always_inline)) void GemvInt8Blocks(const int8_t* w, const float* scales,
-                                                          int64_t n0, int64_t n1, int64_t K,
-                                                          const float* x, int64_t B, float* y,
-                                                          int64_t ldy, bool accumulate) {
-  constexpr int64_t kBlock = 16;
-  for (int64_t nb = n0; nb < n1; nb += kBlock) {
-    const int64_t ne = std::min(n1, nb + kBlock);
-    for (int64_t b0 = 0; b0 < B; b0 += 4) {
-      const float* xb = x + b0 * K;
-      float* yb = y + b0 * ldy;
-      switch (std::min<int64_t>(4, B - b0)) {
-        case 1: Rows<1>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
-        case 2: Rows<2>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
-        case 3: Rows<3>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
-        default: Rows<4>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
-      }
-    }
-  }
-}
-
-// Portable fallback (GCC widens the bytes one at a time here).
-void GemvRowsInt8Generic(const int8_t* w, const float* scales, int64_t n0, int64_t n1, int64_t K,
-                         const float* x, int64_t B, float* y, int64_t ldy, bool accumulate) {
-  GemvInt8Blocks<RowsInt8V8>(w, scales, n0, n1, K, x, B, y, ldy, accumulate);
-}
+namespace {
 
 // AVX2 + FMA: 16 weights per step widened with vpmovsxbd + vcvtdq2ps (GCC does not vectorise
 // the generic conversion), fused multiply-adds into two accumulators per vector, then the
@@ -231,7 +168,7 @@ __attribute__((target("avx2,fma"))) void GemvRowsInt8Avx2(const int8_t* w, const
                                                           int64_t n0, int64_t n1, int64_t K,
                                                           const float* x, int64_t B, float* y,
                                                           int64_t ldy, bool accumulate) {
-  // GemvInt8Blocks' loop, here so that the AVX2 rows inline into an AVX2 function.
+  // GemvBlocks' loop, here so that the AVX2 rows inline into an AVX2 function.
   constexpr int64_t kBlock = 16;
   for (int64_t nb = n0; nb < n1; nb += kBlock) {
     const int64_t ne = std::min(n1, nb + kBlock);
@@ -329,7 +266,7 @@ void GemvRowsInt8(const int8_t* w, const float* scales, int64_t n0, int64_t n1, 
   if (kHasAvx2Fma) {
     GemvRowsInt8Avx2(w, scales, n0, n1, K, x, B, y, ldy, accumulate);
   } else {
-    GemvRowsInt8Generic(w, scales, n0, n1, K, x, B, y, ldy, accumulate);
+    GemvRowsInt8Portable(w, scales, n0, n1, K, x, B, y, ldy, accumulate);
   }
 }
 

@@ -32,6 +32,10 @@ void GemvRows(const float* w, int64_t n0, int64_t n1, int64_t K, const float* x,
 // (row, vector) whatever B is). AVX2+FMA where the CPU has them, else a portable loop.
 void GemvRowsInt8(const int8_t* w, const float* scales, int64_t n0, int64_t n1, int64_t K,
                   const float* x, int64_t B, float* y, int64_t ldy, bool accumulate);
+// The portable loop GemvRowsInt8 falls back to (exposed so that tests run it on any CPU).
+void GemvRowsInt8Portable(const int8_t* w, const float* scales, int64_t n0, int64_t n1,
+                          int64_t K, const float* x, int64_t B, float* y, int64_t ldy,
+                          bool accumulate);
 
 }  // namespace smolserve::decoder::internal
 

@@ -65,8 +65,18 @@ Int8Rows RandomInt8Rows(int64_t N, int64_t K) {
   return r;
 }
 
+using Int8Kernel = void (*)(const int8_t*, const float*, int64_t, int64_t, int64_t, const float*,
+                            int64_t, float*, int64_t, bool);
+// The dispatched kernel (AVX2+FMA where the CPU has them) and the portable fallback.
+const std::vector<std::pair<const char*, Int8Kernel>>& Int8Kernels() {
+  static const auto* k = new std::vector<std::pair<const char*, Int8Kernel>>{
+      {"dispatched", &GemvRowsInt8}, {"portable", &GemvRowsInt8Portable}};
+  return *k;
+}
+
 TEST(GemvRowsInt8Test, MatchesMatmulOfTheDequantisedWeights) {
   at::manual_seed(6);
+  for (auto [kernel_name, GemvRowsInt8] : Int8Kernels())
   for (int64_t K : {8, 37, 64, 576}) {
     for (int64_t B = 1; B <= 9; ++B) {
       const int64_t N = 29;
@@ -79,17 +89,18 @@ TEST(GemvRowsInt8Test, MatchesMatmulOfTheDequantisedWeights) {
                    x.data_ptr<float>(), B, y.data_ptr<float>(), N, false);
       GemvRowsInt8(w.q.data_ptr<int8_t>(), w.scales.data_ptr<float>(), 11, N, K,
                    x.data_ptr<float>(), B, y.data_ptr<float>(), N, false);
-      EXPECT_TRUE(at::allclose(y, expect, 1e-5, 1e-4)) << "K=" << K << " B=" << B;
+      EXPECT_TRUE(at::allclose(y, expect, 1e-5, 1e-4)) << kernel_name << " K=" << K << " B=" << B;
       y = y0.clone();
       GemvRowsInt8(w.q.data_ptr<int8_t>(), w.scales.data_ptr<float>(), 0, N, K,
                    x.data_ptr<float>(), B, y.data_ptr<float>(), N, true);
-      EXPECT_TRUE(at::allclose(y, y0 + expect, 1e-5, 1e-4)) << "K=" << K << " B=" << B;
+      EXPECT_TRUE(at::allclose(y, y0 + expect, 1e-5, 1e-4)) << kernel_name << " K=" << K << " B=" << B;
     }
   }
 }
 
 TEST(GemvRowsInt8Test, EachVectorIsBitIdenticalWhateverTheBatch) {
   at::manual_seed(7);
+  for (auto [kernel_name, GemvRowsInt8] : Int8Kernels())
   for (int64_t K : {37, 576, 1536}) {
     const int64_t N = 45, B = 13;
     const Int8Rows w = RandomInt8Rows(N, K);
@@ -104,7 +115,7 @@ TEST(GemvRowsInt8Test, EachVectorIsBitIdenticalWhateverTheBatch) {
                    xb.data_ptr<float>(), 1, alone.data_ptr<float>(), N, false);
       GemvRowsInt8(w.q.data_ptr<int8_t>(), w.scales.data_ptr<float>(), 20, N, K,
                    xb.data_ptr<float>(), 1, alone.data_ptr<float>(), N, false);
-      EXPECT_TRUE(at::equal(alone[0], batched[b])) << "K=" << K << " row " << b;
+      EXPECT_TRUE(at::equal(alone[0], batched[b])) << kernel_name << " K=" << K << " row " << b;
     }
   }
 }

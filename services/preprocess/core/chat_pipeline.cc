@@ -370,8 +370,11 @@ void ChatPipeline::RunConversation(int b, const ChatRequest& request, const Chat
     // The decoder refuses image embeddings of another model revision: during a rolling update
     // the two stages can be on different revisions for a while. That is the service's state,
     // not the request's fault: retryable (UNAVAILABLE, HTTP 503 with Retry-After).
+    // (Recognised by the decoder's message naming the revision this call sent.)
     if (outcome.status().code() == absl::StatusCode::kFailedPrecondition &&
-        !call.vision_model_revision.empty() && !streamed) {
+        !call.vision_model_revision.empty() && !streamed &&
+        absl::StrContains(outcome.status().message(),
+                          absl::StrCat("'", call.vision_model_revision.substr(0, 80), "'"))) {
       conv.status = WithRetryAfter(
           absl::UnavailableError(absl::StrCat(
               conv.status.message(),
