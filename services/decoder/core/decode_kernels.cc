@@ -98,6 +98,7 @@ struct RowsV8 {
   }
 };
 
+// Rows one at a time (CPUs without AVX2+FMA, and the portable reference of the tests).
 __attribute__((target_clones("avx2", "default"))) void GemvRowsV8(
     const float* w, int64_t n0, int64_t n1, int64_t K, const float* x, int64_t B, float* y,
     int64_t ldy, bool accumulate) {
@@ -125,64 +126,155 @@ void GemvRowsInt8Portable(const int8_t* w, const float* scales, int64_t n0, int6
 
 namespace {
 
-// AVX2 + FMA: 16 weights per step widened with vpmovsxbd + vcvtdq2ps (GCC does not vectorise
-// the generic conversion), fused multiply-adds into two accumulators per vector, then the
-// same fixed reduction order as Sum().
+// ---- AVX2 + FMA: register tiles of R weight rows x V vectors ----
+// Every (row, vector) product is computed the same way whatever R, V and B are: one 8-lane
+// FMA accumulator over k in steps of 8, a fixed reduction tree, the scalar tail in order, then
+// the row's scale (int8). So a vector's result does not depend on the tile it falls in, on
+// which vectors share the call, or on how the rows are split between threads.
 #define SMOLSERVE_AVX2 __attribute__((target("avx2,fma"), always_inline)) inline
-template <int B>
-struct RowsInt8Avx2 {
-  static SMOLSERVE_AVX2 void Run(const int8_t* w, const float* scales, int64_t n0, int64_t n1,
-                                 int64_t K, const float* x, float* y, int64_t ldy,
-                                 bool accumulate) {
-    const int64_t kv = K / 16 * 16;
-    for (int64_t n = n0; n < n1; ++n) {
-      const int8_t* wr = w + n * K;
-      __m256 acc[B][2];
-#pragma GCC unroll 4
-      for (int b = 0; b < B; ++b) acc[b][0] = acc[b][1] = _mm256_setzero_ps();
-      for (int64_t k = 0; k < kv; k += 16) {
-        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wr + k));
-        const __m256 w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
-        const __m256 w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(q, q)));
-#pragma GCC unroll 4
-        for (int b = 0; b < B; ++b) {
-          acc[b][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + b * K + k), acc[b][0]);
-          acc[b][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + b * K + k + 8), acc[b][1]);
+
+// Weight rows as float32.
+struct F32Rows {
+  const float* w;
+  int64_t K;
+  SMOLSERVE_AVX2 __m256 Load(int64_t n, int64_t k) const { return _mm256_loadu_ps(w + n * K + k); }
+  float At(int64_t n, int64_t k) const { return w[n * K + k]; }
+  const void* Address(int64_t n, int64_t k) const { return w + n * K + k; }
+  float Finish(int64_t, float s) const { return s; }
+  static constexpr int64_t kBytes = 4;
+};
+
+// Weight rows as int8 with one scale per row, widened in registers (vpmovsxbd + vcvtdq2ps).
+struct Int8ScaledRows {
+  const int8_t* w;
+  const float* scales;
+  int64_t K;
+  SMOLSERVE_AVX2 __m256 Load(int64_t n, int64_t k) const {
+    const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + n * K + k));
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+  }
+  float At(int64_t n, int64_t k) const { return static_cast<float>(w[n * K + k]); }
+  const void* Address(int64_t n, int64_t k) const { return w + n * K + k; }
+  float Finish(int64_t n, float s) const { return s * scales[n]; }
+  static constexpr int64_t kBytes = 1;
+};
+
+SMOLSERVE_AVX2 float SumAvx2(__m256 v) {
+  alignas(32) float a[8];
+  _mm256_store_ps(a, v);
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+// y[b * ldy + n + r] (=, or +=) row (n + r) . x[b] for r < R, b < V. With kAhead > 0, the
+// rows [n + kAhead * R, n + (kAhead + 1) * R) of a later tile are prefetched alongside: short
+// rows read side by side defeat the hardware prefetcher, and the loads wait on memory.
+template <class W, int R, int V, int kAhead = 0>
+SMOLSERVE_AVX2 void TileAvx2(const W& w, int64_t n, int64_t K, const float* x, float* y,
+                             int64_t ldy, bool accumulate) {
+  const int64_t kv = K & ~int64_t{7};
+  __m256 acc[R][V];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 3
+    for (int b = 0; b < V; ++b) acc[r][b] = _mm256_setzero_ps();
+  }
+  for (int64_t k = 0; k < kv; k += 8) {
+    __m256 xv[V];
+#pragma GCC unroll 3
+    for (int b = 0; b < V; ++b) xv[b] = _mm256_loadu_ps(x + b * K + k);
+    if (kAhead > 0 && ((k * W::kBytes) & 63) == 0) {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        _mm_prefetch(static_cast<const char*>(w.Address(n + kAhead * R + r, k)), _MM_HINT_T0);
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m256 wv = w.Load(n + r, k);
+#pragma GCC unroll 3
+      for (int b = 0; b < V; ++b) acc[r][b] = _mm256_fmadd_ps(wv, xv[b], acc[r][b]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 3
+    for (int b = 0; b < V; ++b) {
+      float s = SumAvx2(acc[r][b]);
+      for (int64_t k = kv; k < K; ++k) s += w.At(n + r, k) * x[b * K + k];
+      s = w.Finish(n + r, s);
+      float& out = y[b * ldy + n + r];
+      out = accumulate ? out + s : s;
+    }
+  }
+}
+
+// Rows [n, n + R) against vectors [0, V) for V <= 3.
+template <class W, int R, int kAhead = 0>
+SMOLSERVE_AVX2 void TileRowsAvx2(const W& w, int64_t n, int64_t K, const float* x, int64_t V,
+                                 float* y, int64_t ldy, bool accumulate) {
+  switch (V) {
+    case 1: TileAvx2<W, R, 1, kAhead>(w, n, K, x, y, ldy, accumulate); break;
+    case 2: TileAvx2<W, R, 2, kAhead>(w, n, K, x, y, ldy, accumulate); break;
+    default: TileAvx2<W, R, 3, kAhead>(w, n, K, x, y, ldy, accumulate); break;
+  }
+}
+
+// Cache blocking: a block of weight rows (about 128 KiB) stays in L2 while blocks of vectors
+// (about 96 KiB) pass; within them a tile of 4 rows stays in L1 while groups of 3 vectors
+// pass. One vector alone (a single stream's decode step) streams tiles of 4 rows, prefetching
+// 16 rows ahead.
+template <class W>
+SMOLSERVE_AVX2 void GemvTilesAvx2(const W& w, int64_t n0, int64_t n1, int64_t K,
+                                  const float* x, int64_t B, float* y, int64_t ldy,
+                                  bool accumulate) {
+  if (B == 1) {
+    int64_t n = n0;
+    for (; n + 20 <= n1; n += 4) TileAvx2<W, 4, 1, 4>(w, n, K, x, y, ldy, accumulate);
+    for (; n + 4 <= n1; n += 4) TileAvx2<W, 4, 1>(w, n, K, x, y, ldy, accumulate);
+    for (; n < n1; ++n) TileAvx2<W, 1, 1>(w, n, K, x, y, ldy, accumulate);
+    return;
+  }
+  const int64_t row_block = std::max<int64_t>(4, (128 << 10) / (K * W::kBytes) / 4 * 4);
+  const int64_t vec_block = std::max<int64_t>(3, (96 << 10) / (K * 4) / 3 * 3);
+  for (int64_t nb = n0; nb < n1; nb += row_block) {
+    const int64_t ne = std::min(n1, nb + row_block);
+    for (int64_t bb = 0; bb < B; bb += vec_block) {
+      const int64_t be = std::min(B, bb + vec_block);
+      int64_t n = nb;
+      for (; n + 4 <= ne; n += 4) {
+        // The first group fetches the next tile's rows while this tile's come from memory.
+        const int64_t v0 = std::min<int64_t>(3, be - bb);
+        if (bb == 0 && n + 8 <= n1) {
+          TileRowsAvx2<W, 4, 1>(w, n, K, x + bb * K, v0, y + bb * ldy, ldy, accumulate);
+        } else {
+          TileRowsAvx2<W, 4>(w, n, K, x + bb * K, v0, y + bb * ldy, ldy, accumulate);
+        }
+        for (int64_t b = bb + 3; b < be; b += 3) {
+          TileRowsAvx2<W, 4>(w, n, K, x + b * K, std::min<int64_t>(3, be - b), y + b * ldy, ldy,
+                             accumulate);
         }
       }
-#pragma GCC unroll 4
-      for (int b = 0; b < B; ++b) {
-        alignas(32) float a[8];
-        _mm256_store_ps(a, _mm256_add_ps(acc[b][0], acc[b][1]));
-        float s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-        for (int64_t k = kv; k < K; ++k) s += static_cast<float>(wr[k]) * x[b * K + k];
-        s *= scales[n];
-        float& out = y[b * ldy + n];
-        out = accumulate ? out + s : s;
+      for (; n < ne; ++n) {
+        for (int64_t b = bb; b < be; b += 3) {
+          TileRowsAvx2<W, 1>(w, n, K, x + b * K, std::min<int64_t>(3, be - b), y + b * ldy, ldy,
+                             accumulate);
+        }
       }
     }
   }
-};
+}
+
+__attribute__((target("avx2,fma"))) void GemvRowsAvx2(const float* w, int64_t n0, int64_t n1,
+                                                      int64_t K, const float* x, int64_t B,
+                                                      float* y, int64_t ldy, bool accumulate) {
+  GemvTilesAvx2(F32Rows{w, K}, n0, n1, K, x, B, y, ldy, accumulate);
+}
 
 __attribute__((target("avx2,fma"))) void GemvRowsInt8Avx2(const int8_t* w, const float* scales,
                                                           int64_t n0, int64_t n1, int64_t K,
                                                           const float* x, int64_t B, float* y,
                                                           int64_t ldy, bool accumulate) {
-  // GemvBlocks' loop, here so that the AVX2 rows inline into an AVX2 function.
-  constexpr int64_t kBlock = 16;
-  for (int64_t nb = n0; nb < n1; nb += kBlock) {
-    const int64_t ne = std::min(n1, nb + kBlock);
-    for (int64_t b0 = 0; b0 < B; b0 += 4) {
-      const float* xb = x + b0 * K;
-      float* yb = y + b0 * ldy;
-      switch (std::min<int64_t>(4, B - b0)) {
-        case 1: RowsInt8Avx2<1>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
-        case 2: RowsInt8Avx2<2>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
-        case 3: RowsInt8Avx2<3>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
-        default: RowsInt8Avx2<4>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
-      }
-    }
-  }
+  GemvTilesAvx2(Int8ScaledRows{w, scales, K}, n0, n1, K, x, B, y, ldy, accumulate);
 }
 
 const bool kHasAvx2Fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -256,9 +348,16 @@ void GemvRows(const float* w, int64_t n0, int64_t n1, int64_t K, const float* x,
               float* y, int64_t ldy, bool accumulate) {
   if (kHasAvx512) {
     GemvRowsV16(w, n0, n1, K, x, B, y, ldy, accumulate);
+  } else if (kHasAvx2Fma) {
+    GemvRowsAvx2(w, n0, n1, K, x, B, y, ldy, accumulate);
   } else {
     GemvRowsV8(w, n0, n1, K, x, B, y, ldy, accumulate);
   }
+}
+
+void GemvRowsPortable(const float* w, int64_t n0, int64_t n1, int64_t K, const float* x,
+                      int64_t B, float* y, int64_t ldy, bool accumulate) {
+  GemvRowsV8(w, n0, n1, K, x, B, y, ldy, accumulate);
 }
 
 void GemvRowsInt8(const int8_t* w, const float* scales, int64_t n0, int64_t n1, int64_t K,
@@ -275,7 +374,30 @@ __attribute__((target_clones("avx2", "default"))) void AttendOneHead(
     float scale, float* scores, float* out) {
   const int64_t hd8 = hd & ~int64_t{7};
   float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t t = 0; t < T; ++t) {
+  // Scores of 4 keys at a time: 4 independent accumulation chains instead of one (each key's
+  // arithmetic is the same as alone, so results do not depend on the blocking).
+  int64_t t = 0;
+  for (; t + 4 <= T; t += 4) {
+    const float* k0 = k + t * hd;
+    V8 a0 = {0, 0, 0, 0, 0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t d = 0; d < hd8; d += 8) {
+      const V8 qd = Load(q + d);
+      a0 += qd * Load(k0 + d);
+      a1 += qd * Load(k0 + hd + d);
+      a2 += qd * Load(k0 + 2 * hd + d);
+      a3 += qd * Load(k0 + 3 * hd + d);
+    }
+    const float sums[4] = {Sum(a0), Sum(a1), Sum(a2), Sum(a3)};
+    for (int j = 0; j < 4; ++j) {
+      if (!valid[t + j]) continue;
+      float s = sums[j];
+      for (int64_t d = hd8; d < hd; ++d) s += q[d] * k0[j * hd + d];
+      s *= scale;
+      scores[t + j] = s;
+      mx = std::max(mx, s);
+    }
+  }
+  for (; t < T; ++t) {
     if (!valid[t]) continue;
     const float* kt = k + t * hd;
     V8 acc = {0, 0, 0, 0, 0, 0, 0, 0};

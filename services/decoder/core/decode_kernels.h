@@ -19,17 +19,24 @@ void AttendOneHead(const float* q, const float* k, const float* v, const bool* v
 // Batch-invariant: y[b] is bit-identical whatever B is and whichever vectors share the call
 // (every vector is reduced in the same order), so a sequence decodes to the same logits
 // alone or in a batch. Weight rows are read from memory once for all B vectors (blocks of
-// rows stay in cache while groups of 4 vectors pass). AVX-512 register tiles where the CPU
-// has them, else AVX2 / baseline (each variant is batch-invariant on its own).
+// rows stay in cache while groups of vectors pass). Register tiles (AVX-512: 4 rows x up to 4
+// vectors; AVX2+FMA: 4 rows x 3 vectors, cache-blocked, so that a prefill chunk runs at about
+// the rate of a GEMM) where the CPU has them, else rows one at a time (each variant is
+// batch-invariant on its own).
 void GemvRows(const float* w, int64_t n0, int64_t n1, int64_t K, const float* x, int64_t B,
               float* y, int64_t ldy, bool accumulate);
+// The row-at-a-time kernel GemvRows falls back to on CPUs without AVX2+FMA (exposed so that
+// tests and benchmarks run it on any CPU).
+void GemvRowsPortable(const float* w, int64_t n0, int64_t n1, int64_t K, const float* x,
+                      int64_t B, float* y, int64_t ldy, bool accumulate);
 
 // The same products with 8-bit weights: w holds int8 rows [N, K] with one float scale per
 // row (symmetric, per output channel), and
 //   y[b * ldy + n] (=, or +=) scales[n] * dot(float(w[n, :]), x[b, :]).
 // The weights are widened to float32 in registers, so each token reads a quarter of the bytes
 // of GemvRows. Batch-invariant in the same way as GemvRows (a fixed accumulation order per
-// (row, vector) whatever B is). AVX2+FMA where the CPU has them, else a portable loop.
+// (row, vector) whatever B is). AVX2+FMA register tiles as GemvRows' where the CPU has them,
+// else a portable loop.
 void GemvRowsInt8(const int8_t* w, const float* scales, int64_t n0, int64_t n1, int64_t K,
                   const float* x, int64_t B, float* y, int64_t ldy, bool accumulate);
 // The portable loop GemvRowsInt8 falls back to (exposed so that tests run it on any CPU).

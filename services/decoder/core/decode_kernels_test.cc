@@ -1,5 +1,6 @@
 #include "services/decoder/core/decode_kernels.h"
 
+#include <tuple>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -8,8 +9,19 @@
 namespace smolserve::decoder::internal {
 namespace {
 
+using F32Kernel = void (*)(const float*, int64_t, int64_t, int64_t, const float*, int64_t,
+                          float*, int64_t, bool);
+// The dispatched kernel (register tiles where the CPU has AVX2+FMA or AVX-512) and the
+// row-at-a-time fallback.
+const std::vector<std::pair<const char*, F32Kernel>>& F32Kernels() {
+  static const auto* k = new std::vector<std::pair<const char*, F32Kernel>>{
+      {"dispatched", &GemvRows}, {"portable", &GemvRowsPortable}};
+  return *k;
+}
+
 TEST(GemvRowsTest, MatchesMatmulForEveryBatchSizeAndRemainder) {
   at::manual_seed(3);
+  for (auto [kernel_name, GemvRows] : F32Kernels())
   for (int64_t K : {8, 37, 64, 576}) {
     for (int64_t B = 1; B <= 11; ++B) {
       const int64_t N = 29;
@@ -23,19 +35,21 @@ TEST(GemvRowsTest, MatchesMatmulForEveryBatchSizeAndRemainder) {
                false);
       GemvRows(w.data_ptr<float>(), 11, N, K, x.data_ptr<float>(), B, y.data_ptr<float>(), N,
                false);
-      EXPECT_TRUE(at::allclose(y, expect_set, 1e-5, 1e-4)) << "K=" << K << " B=" << B;
+      EXPECT_TRUE(at::allclose(y, expect_set, 1e-5, 1e-4)) << kernel_name << " K=" << K << " B=" << B;
       y = y0.clone();
       GemvRows(w.data_ptr<float>(), 0, N, K, x.data_ptr<float>(), B, y.data_ptr<float>(), N,
                true);
-      EXPECT_TRUE(at::allclose(y, y0 + expect_set, 1e-5, 1e-4)) << "K=" << K << " B=" << B;
+      EXPECT_TRUE(at::allclose(y, y0 + expect_set, 1e-5, 1e-4)) << kernel_name << " K=" << K << " B=" << B;
     }
   }
 }
 
 TEST(GemvRowsTest, EachVectorIsBitIdenticalWhateverTheBatch) {
   at::manual_seed(5);
-  for (int64_t K : {37, 576, 1536}) {
-    const int64_t N = 45, B = 16;
+  // 130 rows and 50 vectors cross the kernels' cache blocks (of rows and of vectors) at K=576.
+  for (auto [kernel_name, GemvRows] : F32Kernels())
+  for (auto [K, N, B] : {std::tuple<int64_t, int64_t, int64_t>{37, 45, 16}, {576, 45, 16},
+                         {1536, 45, 16}, {576, 130, 50}}) {
     at::Tensor w = at::randn({N, K});
     at::Tensor x = at::randn({B, K});
     at::Tensor batched = at::zeros({B, N});
@@ -44,11 +58,11 @@ TEST(GemvRowsTest, EachVectorIsBitIdenticalWhateverTheBatch) {
     for (int64_t b = 0; b < B; ++b) {
       at::Tensor alone = at::zeros({1, N});
       at::Tensor xb = x.narrow(0, b, 1).contiguous();
-      GemvRows(w.data_ptr<float>(), 0, 20, K, xb.data_ptr<float>(), 1, alone.data_ptr<float>(),
+      GemvRows(w.data_ptr<float>(), 0, 21, K, xb.data_ptr<float>(), 1, alone.data_ptr<float>(),
                N, false);
-      GemvRows(w.data_ptr<float>(), 20, N, K, xb.data_ptr<float>(), 1, alone.data_ptr<float>(),
+      GemvRows(w.data_ptr<float>(), 21, N, K, xb.data_ptr<float>(), 1, alone.data_ptr<float>(),
                N, false);
-      EXPECT_TRUE(at::equal(alone[0], batched[b])) << "K=" << K << " row " << b;
+      EXPECT_TRUE(at::equal(alone[0], batched[b])) << kernel_name << " K=" << K << " row " << b;
     }
   }
 }
@@ -101,8 +115,8 @@ TEST(GemvRowsInt8Test, MatchesMatmulOfTheDequantisedWeights) {
 TEST(GemvRowsInt8Test, EachVectorIsBitIdenticalWhateverTheBatch) {
   at::manual_seed(7);
   for (auto [kernel_name, GemvRowsInt8] : Int8Kernels())
-  for (int64_t K : {37, 576, 1536}) {
-    const int64_t N = 45, B = 13;
+  for (auto [K, N, B] : {std::tuple<int64_t, int64_t, int64_t>{37, 45, 13}, {576, 45, 13},
+                         {1536, 45, 13}, {576, 600, 50}}) {
     const Int8Rows w = RandomInt8Rows(N, K);
     at::Tensor x = at::randn({B, K});
     at::Tensor batched = at::zeros({B, N});
@@ -111,9 +125,9 @@ TEST(GemvRowsInt8Test, EachVectorIsBitIdenticalWhateverTheBatch) {
     for (int64_t b = 0; b < B; ++b) {
       at::Tensor alone = at::zeros({1, N});
       at::Tensor xb = x.narrow(0, b, 1).contiguous();
-      GemvRowsInt8(w.q.data_ptr<int8_t>(), w.scales.data_ptr<float>(), 0, 20, K,
+      GemvRowsInt8(w.q.data_ptr<int8_t>(), w.scales.data_ptr<float>(), 0, 21, K,
                    xb.data_ptr<float>(), 1, alone.data_ptr<float>(), N, false);
-      GemvRowsInt8(w.q.data_ptr<int8_t>(), w.scales.data_ptr<float>(), 20, N, K,
+      GemvRowsInt8(w.q.data_ptr<int8_t>(), w.scales.data_ptr<float>(), 21, N, K,
                    xb.data_ptr<float>(), 1, alone.data_ptr<float>(), N, false);
       EXPECT_TRUE(at::equal(alone[0], batched[b])) << kernel_name << " K=" << K << " row " << b;
     }
