@@ -219,6 +219,12 @@ SMOLSERVE_AVX2 void TileRowsAvx2(const W& w, int64_t n, int64_t K, const float* 
   }
 }
 
+// The next group of vectors out of `remaining`: 3, except that 4 goes as 2 + 2 (a group of one
+// vector would use a tile's 4 weight loads for only 4 FMAs).
+inline int64_t VectorGroup(int64_t remaining) {
+  return remaining == 4 ? 2 : std::min<int64_t>(3, remaining);
+}
+
 // Cache blocking: a block of weight rows (about 128 KiB) stays in L2 while blocks of vectors
 // (about 96 KiB) pass; within them a tile of 4 rows stays in L1 while groups of 3 vectors
 // pass. One vector alone (a single stream's decode step) streams tiles of 4 rows, prefetching
@@ -242,22 +248,22 @@ SMOLSERVE_AVX2 void GemvTilesAvx2(const W& w, int64_t n0, int64_t n1, int64_t K,
       const int64_t be = std::min(B, bb + vec_block);
       int64_t n = nb;
       for (; n + 4 <= ne; n += 4) {
-        // The first group fetches the next tile's rows while this tile's come from memory.
-        const int64_t v0 = std::min<int64_t>(3, be - bb);
-        if (bb == 0 && n + 8 <= n1) {
-          TileRowsAvx2<W, 4, 1>(w, n, K, x + bb * K, v0, y + bb * ldy, ldy, accumulate);
-        } else {
-          TileRowsAvx2<W, 4>(w, n, K, x + bb * K, v0, y + bb * ldy, ldy, accumulate);
-        }
-        for (int64_t b = bb + 3; b < be; b += 3) {
-          TileRowsAvx2<W, 4>(w, n, K, x + b * K, std::min<int64_t>(3, be - b), y + b * ldy, ldy,
-                             accumulate);
+        for (int64_t b = bb; b < be;) {
+          const int64_t v = VectorGroup(be - b);
+          // The first group fetches the next tile's rows while this tile's come from memory.
+          if (b == 0 && n + 8 <= n1) {
+            TileRowsAvx2<W, 4, 1>(w, n, K, x + b * K, v, y + b * ldy, ldy, accumulate);
+          } else {
+            TileRowsAvx2<W, 4>(w, n, K, x + b * K, v, y + b * ldy, ldy, accumulate);
+          }
+          b += v;
         }
       }
       for (; n < ne; ++n) {
-        for (int64_t b = bb; b < be; b += 3) {
-          TileRowsAvx2<W, 1>(w, n, K, x + b * K, std::min<int64_t>(3, be - b), y + b * ldy, ldy,
-                             accumulate);
+        for (int64_t b = bb; b < be;) {
+          const int64_t v = VectorGroup(be - b);
+          TileRowsAvx2<W, 1>(w, n, K, x + b * K, v, y + b * ldy, ldy, accumulate);
+          b += v;
         }
       }
     }
