@@ -144,21 +144,6 @@ struct F32Rows {
   static constexpr int64_t kBytes = 4;
 };
 
-// Weight rows as int8 with one scale per row, widened in registers (vpmovsxbd + vcvtdq2ps).
-struct Int8ScaledRows {
-  const int8_t* w;
-  const float* scales;
-  int64_t K;
-  SMOLSERVE_AVX2 __m256 Load(int64_t n, int64_t k) const {
-    const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + n * K + k));
-    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
-  }
-  float At(int64_t n, int64_t k) const { return static_cast<float>(w[n * K + k]); }
-  const void* Address(int64_t n, int64_t k) const { return w + n * K + k; }
-  float Finish(int64_t n, float s) const { return s * scales[n]; }
-  static constexpr int64_t kBytes = 1;
-};
-
 SMOLSERVE_AVX2 float SumAvx2(__m256 v) {
   alignas(32) float a[8];
   _mm256_store_ps(a, v);
@@ -276,12 +261,66 @@ __attribute__((target("avx2,fma"))) void GemvRowsAvx2(const float* w, int64_t n0
   GemvTilesAvx2(F32Rows{w, K}, n0, n1, K, x, B, y, ldy, accumulate);
 }
 
+// int8 rows one at a time against groups of up to 4 vectors: 16 weights per step widened with
+// vpmovsxbd + vcvtdq2ps, two accumulators per vector, then the fixed reduction. In the engine
+// this decoded faster than the register tiles above (one stream and 16 streams alike): the
+// rows stream in order, which the hardware prefetcher follows best.
+template <int B>
+struct RowsInt8Avx2 {
+  static SMOLSERVE_AVX2 void Run(const int8_t* w, const float* scales, int64_t n0, int64_t n1,
+                                 int64_t K, const float* x, float* y, int64_t ldy,
+                                 bool accumulate) {
+    const int64_t kv = K / 16 * 16;
+    for (int64_t n = n0; n < n1; ++n) {
+      const int8_t* wr = w + n * K;
+      __m256 acc[B][2];
+#pragma GCC unroll 4
+      for (int b = 0; b < B; ++b) acc[b][0] = acc[b][1] = _mm256_setzero_ps();
+      for (int64_t k = 0; k < kv; k += 16) {
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wr + k));
+        const __m256 w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+        const __m256 w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(q, q)));
+#pragma GCC unroll 4
+        for (int b = 0; b < B; ++b) {
+          acc[b][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + b * K + k), acc[b][0]);
+          acc[b][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + b * K + k + 8), acc[b][1]);
+        }
+      }
+#pragma GCC unroll 4
+      for (int b = 0; b < B; ++b) {
+        alignas(32) float a[8];
+        _mm256_store_ps(a, _mm256_add_ps(acc[b][0], acc[b][1]));
+        float s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+        for (int64_t k = kv; k < K; ++k) s += static_cast<float>(wr[k]) * x[b * K + k];
+        s *= scales[n];
+        float& out = y[b * ldy + n];
+        out = accumulate ? out + s : s;
+      }
+    }
+  }
+};
+
 __attribute__((target("avx2,fma"))) void GemvRowsInt8Avx2(const int8_t* w, const float* scales,
                                                           int64_t n0, int64_t n1, int64_t K,
                                                           const float* x, int64_t B, float* y,
                                                           int64_t ldy, bool accumulate) {
-  GemvTilesAvx2(Int8ScaledRows{w, scales, K}, n0, n1, K, x, B, y, ldy, accumulate);
+  // GemvBlocks' loop, here so that the AVX2 rows inline into an AVX2 function.
+  constexpr int64_t kBlock = 16;
+  for (int64_t nb = n0; nb < n1; nb += kBlock) {
+    const int64_t ne = std::min(n1, nb + kBlock);
+    for (int64_t b0 = 0; b0 < B; b0 += 4) {
+      const float* xb = x + b0 * K;
+      float* yb = y + b0 * ldy;
+      switch (std::min<int64_t>(4, B - b0)) {
+        case 1: RowsInt8Avx2<1>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
+        case 2: RowsInt8Avx2<2>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
+        case 3: RowsInt8Avx2<3>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
+        default: RowsInt8Avx2<4>::Run(w, scales, nb, ne, K, xb, yb, ldy, accumulate); break;
+      }
+    }
+  }
 }
+
 
 const bool kHasAvx2Fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 

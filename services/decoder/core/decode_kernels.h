@@ -35,8 +35,8 @@ void GemvRowsPortable(const float* w, int64_t n0, int64_t n1, int64_t K, const f
 //   y[b * ldy + n] (=, or +=) scales[n] * dot(float(w[n, :]), x[b, :]).
 // The weights are widened to float32 in registers, so each token reads a quarter of the bytes
 // of GemvRows. Batch-invariant in the same way as GemvRows (a fixed accumulation order per
-// (row, vector) whatever B is). AVX2+FMA register tiles as GemvRows' where the CPU has them,
-// else a portable loop.
+// (row, vector) whatever B is). AVX2+FMA where the CPU has them (rows in order against groups
+// of up to 4 vectors), else a portable loop.
 void GemvRowsInt8(const int8_t* w, const float* scales, int64_t n0, int64_t n1, int64_t K,
                   const float* x, int64_t B, float* y, int64_t ldy, bool accumulate);
 // The portable loop GemvRowsInt8 falls back to (exposed so that tests run it on any CPU).
