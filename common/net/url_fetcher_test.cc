@@ -3,16 +3,15 @@
 #include "common/net/url_fetcher.h"
 
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/tools/child_server.h"
 
 namespace smolserve::net {
 namespace {
@@ -41,16 +41,6 @@ constexpr int64_t kHugeBytes = int64_t{100} << 30;
 std::string TmpDir() {
   const char* dir = std::getenv("TEST_TMPDIR");
   return dir ? dir : "/tmp";
-}
-
-// The server script in the runfiles tree (the test's working directory).
-std::string ServerScript() {
-  const std::string relative = "tests/tools/media_http_server.py";
-  if (access(relative.c_str(), R_OK) == 0) return relative;
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* workspace = std::getenv("TEST_WORKSPACE");
-  if (srcdir && workspace) return absl::StrCat(srcdir, "/", workspace, "/", relative);
-  return relative;
 }
 
 std::string UrlEncode(const std::string& s) {
@@ -87,44 +77,11 @@ class UrlFetcherTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(dir_template.data()), nullptr);
     root_ = dir_template;
     std::ofstream(root_ + "/pixel.png", std::ios::binary) << kPng;
-    port_file_ = root_ + "/port";
-    StartServer();
-  }
-
-  void TearDown() override {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      int status = 0;
-      waitpid(pid_, &status, 0);
-      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "server exit " << status;
-    }
-  }
-
-  void StartServer() {
-    const std::string script = ServerScript();
-    std::vector<std::string> argv = {"python3", script,          "--port",     "0",
-                                     "--port_file", port_file_, "--root", root_};
-    pid_ = fork();
-    ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      std::vector<char*> cargv;
-      for (auto& a : argv) cargv.push_back(a.data());
-      cargv.push_back(nullptr);
-      execvp("python3", cargv.data());
-      _exit(127);
-    }
-    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (std::chrono::steady_clock::now() < end) {
-      std::ifstream f(port_file_);
-      if (f >> port_ && port_ > 0) return;
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        FAIL() << "media_http_server.py exited early (status " << status << "); script " << script;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    FAIL() << "media_http_server.py did not write its port file";
+    server_ = std::make_unique<smolserve::testing::ChildServer>(
+        "tests/tools/media_http_server.py", root_ + "/port",
+        std::vector<std::string>{"--root", root_}, 10);
+    port_ = server_->port();
+    ASSERT_GT(port_, 0);
   }
 
   std::string Url(const std::string& path, const std::string& host = "127.0.0.1") const {
@@ -156,8 +113,7 @@ class UrlFetcherTest : public ::testing::Test {
   }
 
   std::string root_;
-  std::string port_file_;
-  pid_t pid_ = -1;
+  std::unique_ptr<smolserve::testing::ChildServer> server_;
   int port_ = 0;
 };
 

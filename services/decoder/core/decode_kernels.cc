@@ -128,21 +128,10 @@ namespace {
 
 // ---- AVX2 + FMA: register tiles of R weight rows x V vectors ----
 // Every (row, vector) product is computed the same way whatever R, V and B are: one 8-lane
-// FMA accumulator over k in steps of 8, a fixed reduction tree, the scalar tail in order, then
-// the row's scale (int8). So a vector's result does not depend on the tile it falls in, on
-// which vectors share the call, or on how the rows are split between threads.
+// FMA accumulator over k in steps of 8, a fixed reduction tree, then the scalar tail in order.
+// So a vector's result does not depend on the tile it falls in, on which vectors share the
+// call, or on how the rows are split between threads.
 #define SMOLSERVE_AVX2 __attribute__((target("avx2,fma"), always_inline)) inline
-
-// Weight rows as float32.
-struct F32Rows {
-  const float* w;
-  int64_t K;
-  SMOLSERVE_AVX2 __m256 Load(int64_t n, int64_t k) const { return _mm256_loadu_ps(w + n * K + k); }
-  float At(int64_t n, int64_t k) const { return w[n * K + k]; }
-  const void* Address(int64_t n, int64_t k) const { return w + n * K + k; }
-  float Finish(int64_t, float s) const { return s; }
-  static constexpr int64_t kBytes = 4;
-};
 
 SMOLSERVE_AVX2 float SumAvx2(__m256 v) {
   alignas(32) float a[8];
@@ -153,8 +142,8 @@ SMOLSERVE_AVX2 float SumAvx2(__m256 v) {
 // y[b * ldy + n + r] (=, or +=) row (n + r) . x[b] for r < R, b < V. With kAhead > 0, the
 // rows [n + kAhead * R, n + (kAhead + 1) * R) of a later tile are prefetched alongside: short
 // rows read side by side defeat the hardware prefetcher, and the loads wait on memory.
-template <class W, int R, int V, int kAhead = 0>
-SMOLSERVE_AVX2 void TileAvx2(const W& w, int64_t n, int64_t K, const float* x, float* y,
+template <int R, int V, int kAhead = 0>
+SMOLSERVE_AVX2 void TileAvx2(const float* w, int64_t n, int64_t K, const float* x, float* y,
                              int64_t ldy, bool accumulate) {
   const int64_t kv = K & ~int64_t{7};
   __m256 acc[R][V];
@@ -167,15 +156,16 @@ SMOLSERVE_AVX2 void TileAvx2(const W& w, int64_t n, int64_t K, const float* x, f
     __m256 xv[V];
 #pragma GCC unroll 3
     for (int b = 0; b < V; ++b) xv[b] = _mm256_loadu_ps(x + b * K + k);
-    if (kAhead > 0 && ((k * W::kBytes) & 63) == 0) {
+    if (kAhead > 0 && (k & 15) == 0) {  // one prefetch per 64-byte line
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
-        _mm_prefetch(static_cast<const char*>(w.Address(n + kAhead * R + r, k)), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w + (n + kAhead * R + r) * K + k),
+                     _MM_HINT_T0);
       }
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const __m256 wv = w.Load(n + r, k);
+      const __m256 wv = _mm256_loadu_ps(w + (n + r) * K + k);
 #pragma GCC unroll 3
       for (int b = 0; b < V; ++b) acc[r][b] = _mm256_fmadd_ps(wv, xv[b], acc[r][b]);
     }
@@ -185,8 +175,7 @@ SMOLSERVE_AVX2 void TileAvx2(const W& w, int64_t n, int64_t K, const float* x, f
 #pragma GCC unroll 3
     for (int b = 0; b < V; ++b) {
       float s = SumAvx2(acc[r][b]);
-      for (int64_t k = kv; k < K; ++k) s += w.At(n + r, k) * x[b * K + k];
-      s = w.Finish(n + r, s);
+      for (int64_t k = kv; k < K; ++k) s += w[(n + r) * K + k] * x[b * K + k];
       float& out = y[b * ldy + n + r];
       out = accumulate ? out + s : s;
     }
@@ -194,13 +183,13 @@ SMOLSERVE_AVX2 void TileAvx2(const W& w, int64_t n, int64_t K, const float* x, f
 }
 
 // Rows [n, n + R) against vectors [0, V) for V <= 3.
-template <class W, int R, int kAhead = 0>
-SMOLSERVE_AVX2 void TileRowsAvx2(const W& w, int64_t n, int64_t K, const float* x, int64_t V,
+template <int R, int kAhead = 0>
+SMOLSERVE_AVX2 void TileRowsAvx2(const float* w, int64_t n, int64_t K, const float* x, int64_t V,
                                  float* y, int64_t ldy, bool accumulate) {
   switch (V) {
-    case 1: TileAvx2<W, R, 1, kAhead>(w, n, K, x, y, ldy, accumulate); break;
-    case 2: TileAvx2<W, R, 2, kAhead>(w, n, K, x, y, ldy, accumulate); break;
-    default: TileAvx2<W, R, 3, kAhead>(w, n, K, x, y, ldy, accumulate); break;
+    case 1: TileAvx2<R, 1, kAhead>(w, n, K, x, y, ldy, accumulate); break;
+    case 2: TileAvx2<R, 2, kAhead>(w, n, K, x, y, ldy, accumulate); break;
+    default: TileAvx2<R, 3, kAhead>(w, n, K, x, y, ldy, accumulate); break;
   }
 }
 
@@ -214,18 +203,17 @@ inline int64_t VectorGroup(int64_t remaining) {
 // (about 96 KiB) pass; within them a tile of 4 rows stays in L1 while groups of 3 vectors
 // pass. One vector alone (a single stream's decode step) streams tiles of 4 rows, prefetching
 // 16 rows ahead.
-template <class W>
-SMOLSERVE_AVX2 void GemvTilesAvx2(const W& w, int64_t n0, int64_t n1, int64_t K,
-                                  const float* x, int64_t B, float* y, int64_t ldy,
-                                  bool accumulate) {
+__attribute__((target("avx2,fma"))) void GemvRowsAvx2(const float* w, int64_t n0, int64_t n1,
+                                                      int64_t K, const float* x, int64_t B,
+                                                      float* y, int64_t ldy, bool accumulate) {
   if (B == 1) {
     int64_t n = n0;
-    for (; n + 20 <= n1; n += 4) TileAvx2<W, 4, 1, 4>(w, n, K, x, y, ldy, accumulate);
-    for (; n + 4 <= n1; n += 4) TileAvx2<W, 4, 1>(w, n, K, x, y, ldy, accumulate);
-    for (; n < n1; ++n) TileAvx2<W, 1, 1>(w, n, K, x, y, ldy, accumulate);
+    for (; n + 20 <= n1; n += 4) TileAvx2<4, 1, 4>(w, n, K, x, y, ldy, accumulate);
+    for (; n + 4 <= n1; n += 4) TileAvx2<4, 1>(w, n, K, x, y, ldy, accumulate);
+    for (; n < n1; ++n) TileAvx2<1, 1>(w, n, K, x, y, ldy, accumulate);
     return;
   }
-  const int64_t row_block = std::max<int64_t>(4, (128 << 10) / (K * W::kBytes) / 4 * 4);
+  const int64_t row_block = std::max<int64_t>(4, (128 << 10) / (K * 4) / 4 * 4);
   const int64_t vec_block = std::max<int64_t>(3, (96 << 10) / (K * 4) / 3 * 3);
   for (int64_t nb = n0; nb < n1; nb += row_block) {
     const int64_t ne = std::min(n1, nb + row_block);
@@ -237,9 +225,9 @@ SMOLSERVE_AVX2 void GemvTilesAvx2(const W& w, int64_t n0, int64_t n1, int64_t K,
           const int64_t v = VectorGroup(be - b);
           // The first group fetches the next tile's rows while this tile's come from memory.
           if (b == 0 && n + 8 <= n1) {
-            TileRowsAvx2<W, 4, 1>(w, n, K, x + b * K, v, y + b * ldy, ldy, accumulate);
+            TileRowsAvx2<4, 1>(w, n, K, x + b * K, v, y + b * ldy, ldy, accumulate);
           } else {
-            TileRowsAvx2<W, 4>(w, n, K, x + b * K, v, y + b * ldy, ldy, accumulate);
+            TileRowsAvx2<4>(w, n, K, x + b * K, v, y + b * ldy, ldy, accumulate);
           }
           b += v;
         }
@@ -247,18 +235,12 @@ SMOLSERVE_AVX2 void GemvTilesAvx2(const W& w, int64_t n0, int64_t n1, int64_t K,
       for (; n < ne; ++n) {
         for (int64_t b = bb; b < be;) {
           const int64_t v = VectorGroup(be - b);
-          TileRowsAvx2<W, 1>(w, n, K, x + b * K, v, y + b * ldy, ldy, accumulate);
+          TileRowsAvx2<1>(w, n, K, x + b * K, v, y + b * ldy, ldy, accumulate);
           b += v;
         }
       }
     }
   }
-}
-
-__attribute__((target("avx2,fma"))) void GemvRowsAvx2(const float* w, int64_t n0, int64_t n1,
-                                                      int64_t K, const float* x, int64_t B,
-                                                      float* y, int64_t ldy, bool accumulate) {
-  GemvTilesAvx2(F32Rows{w, K}, n0, n1, K, x, B, y, ldy, accumulate);
 }
 
 // int8 rows one at a time against groups of up to 4 vectors: 16 weights per step widened with
@@ -320,7 +302,6 @@ __attribute__((target("avx2,fma"))) void GemvRowsInt8Avx2(const int8_t* w, const
     }
   }
 }
-
 
 const bool kHasAvx2Fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 
